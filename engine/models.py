@@ -1,0 +1,426 @@
+"""Where a model comes from: real GPT-2 (cache only), a local directory, random GPT-2, or a toy.
+
+Every source ends in the same ``LoadedModel``: a Hugging Face ``GPT2LMHeadModel`` in eval mode
+with eager attention, its tokenizer, and a fingerprint of its weights for the run cache.
+Nothing here ever waits on the network: real GPT-2 is read with ``local_files_only``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import ModelError, UsageError
+from engine.paths import GPT2_TOKENIZER_DIR, TOYS_DIR
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
+
+GPT2_REPO = "gpt2"
+RANDOM_GPT2_SEED = 0
+DEFAULT_TOY = "toy"
+GPT2_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+GPT2_SMALL_SHAPE = {"n_layer": 12, "n_head": 12, "n_embd": 768, "vocab_size": 50257}
+MISSING_GPT2 = (
+    "GPT-2 is not in the Hugging Face cache: run `lineup download gpt2` when online, "
+    "or pass --model PATH to a GPT-2 checkpoint directory"
+)
+
+
+@dataclass
+class Tokens:
+    """A right-padded batch: real tokens never see padding, so positions and results match
+    running each prompt alone."""
+
+    ids: torch.Tensor  # [batch, pos] int64
+    lengths: list[int]
+
+    @property
+    def last(self) -> torch.Tensor:
+        """Index of each prompt's final real token, [batch]."""
+        import torch
+
+        return torch.tensor([n - 1 for n in self.lengths], device=self.ids.device)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for the engine, with what the UI needs to say about it."""
+
+    name: str  # the --model value that loaded it: gpt2, random-gpt2, toy, toy-ioi, or a path
+    kind: str  # gpt2 | random-gpt2 | toy | directory
+    label: str  # one line for humans; random weights always say so
+    model: GPT2LMHeadModel
+    tokenizer: PreTrainedTokenizerBase
+    fingerprint: str
+    path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> Any:
+        return self.model.config
+
+    @property
+    def n_layers(self) -> int:
+        return int(self.config.n_layer)
+
+    @property
+    def n_heads(self) -> int:
+        return int(self.config.n_head)
+
+    @property
+    def d_model(self) -> int:
+        return int(self.config.n_embd)
+
+    @property
+    def d_head(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def block(self) -> str | None:
+        """Which puzzle block this model plays: ``gpt2`` for GPT-2-small-shaped models with
+        GPT-2's tokenizer, ``toy`` for the bundled toys, otherwise none."""
+        if self.kind == "toy":
+            return "toy"
+        return "gpt2" if is_gpt2_small_shape(self.config, self.tokenizer) else None
+
+    def tokenize(self, texts: Sequence[str]) -> Tokens:
+        """Tokenize without special tokens and right-pad into one batch."""
+        import torch
+
+        if not texts:
+            raise UsageError("no text to run")
+        rows = [self.tokenizer.encode(text, add_special_tokens=False) for text in texts]
+        for text, row in zip(texts, rows, strict=True):
+            if not row:
+                raise UsageError(f"the text {text!r} has no tokens")
+        return pad_rows(rows, device=self.device)
+
+    def token_strings(self, ids: Sequence[int]) -> list[str]:
+        return [self.tokenizer.decode([int(i)]) for i in ids]
+
+    def token_id(self, word: str) -> int:
+        """The id of a word that must be exactly one token."""
+        ids = self.tokenizer.encode(word, add_special_tokens=False)
+        if len(ids) != 1:
+            raise UsageError(f"{word!r} is {len(ids)} tokens for {self.name}, not one")
+        return int(ids[0])
+
+
+def pad_rows(rows: Sequence[Sequence[int]], *, device: Any = None, pad_id: int = 0) -> Tokens:
+    import torch
+
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(list(row), dtype=torch.long)
+    return Tokens(ids=ids.to(device) if device is not None else ids, lengths=[len(r) for r in rows])
+
+
+def is_gpt2_small_shape(config: Any, tokenizer: Any = None) -> bool:
+    shape_ok = all(getattr(config, k, None) == v for k, v in GPT2_SMALL_SHAPE.items())
+    if tokenizer is None:
+        return shape_ok
+    return shape_ok and len(tokenizer) == GPT2_SMALL_SHAPE["vocab_size"]
+
+
+# --------------------------------------------------------------------------- sources
+
+
+@dataclass
+class SourceInfo:
+    """One row of `lineup models`."""
+
+    name: str
+    available: bool
+    where: str
+    note: str = ""
+
+
+def toy_names() -> list[str]:
+    """Bundled toy models, by folder name under engine/assets/toys."""
+    if not TOYS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in TOYS_DIR.iterdir() if (p / "config.json").is_file())
+
+
+def toy_dir(name: str) -> Path:
+    toys = toy_names()
+    if name == "toy" and "toy" not in toys and toys:
+        name = toys[0]
+    path = TOYS_DIR / name
+    if not (path / "config.json").is_file():
+        known = ", ".join(toys) or "none are built yet (run `python -m engine.toys build`)"
+        raise ModelError(f"no bundled toy model called {name!r}; bundled toys: {known}")
+    return path
+
+
+def gpt2_cache_dir() -> Path | None:
+    """The cached snapshot of real GPT-2, or None. Reads the cache only; never the network."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - huggingface_hub is a dependency
+        return None
+    config = try_to_load_from_cache(GPT2_REPO, "config.json")
+    if not isinstance(config, str):
+        return None
+    snapshot = Path(config).parent
+    if any((snapshot / name).is_file() for name in GPT2_WEIGHT_FILES):
+        return snapshot
+    return None
+
+
+def list_sources() -> list[SourceInfo]:
+    gpt2 = gpt2_cache_dir()
+    rows = [
+        SourceInfo(
+            "gpt2",
+            gpt2 is not None,
+            str(gpt2) if gpt2 else "not in the Hugging Face cache",
+            "" if gpt2 else "run `lineup download gpt2` when online",
+        ),
+        SourceInfo(
+            "random-gpt2",
+            True,
+            f"built in memory (seed {RANDOM_GPT2_SEED}) with the bundled GPT-2 tokenizer",
+            "random weights: for tests and benchmarks, not real GPT-2",
+        ),
+    ]
+    toys = toy_names()
+    if toys:
+        rows += [SourceInfo(t, True, str(TOYS_DIR / t), describe_toy(t)) for t in toys]
+    else:
+        rows.append(SourceInfo("toy", False, str(TOYS_DIR), "no toy model bundled"))
+    rows.append(SourceInfo("PATH", True, "any directory in Hugging Face format", "--model ./dir"))
+    return rows
+
+
+def describe_toy(name: str) -> str:
+    card = TOYS_DIR / name / "lineup.json"
+    try:
+        return str(json.loads(card.read_text()).get("description", "bundled toy model"))
+    except (OSError, ValueError):
+        return "bundled toy model"
+
+
+def default_model_name() -> str:
+    """Real GPT-2 when it is cached, otherwise the toy model."""
+    return "gpt2" if gpt2_cache_dir() is not None else DEFAULT_TOY
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def resolve_device(device: str | None) -> str:
+    import torch
+
+    if device in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.empty(0, device=device)
+    except (RuntimeError, ValueError) as exc:
+        raise UsageError(f"device {device!r} is not usable here: {exc}".splitlines()[0]) from None
+    return device
+
+
+def load_tokenizer(spec: str) -> PreTrainedTokenizerBase:
+    """The tokenizer of a model source, without loading any weights (for the validator)."""
+    if spec in ("gpt2", "random-gpt2"):
+        return gpt2_tokenizer()
+    if spec == "toy" or spec in toy_names():
+        return _dir_tokenizer(toy_dir(spec))
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return _dir_tokenizer(path)
+    raise UsageError(unknown_model_message(spec))
+
+
+_GPT2_TOKENIZER: Any = None
+
+
+def gpt2_tokenizer() -> PreTrainedTokenizerBase:
+    """GPT-2's byte-level BPE from the files shipped in the package (loaded once)."""
+    global _GPT2_TOKENIZER
+    if _GPT2_TOKENIZER is None:
+        from transformers import GPT2Tokenizer
+
+        _GPT2_TOKENIZER = GPT2Tokenizer(
+            vocab=str(GPT2_TOKENIZER_DIR / "vocab.json"),
+            merges=str(GPT2_TOKENIZER_DIR / "merges.txt"),
+        )
+    return _GPT2_TOKENIZER
+
+
+def _dir_tokenizer(path: Path) -> PreTrainedTokenizerBase:
+    names = {p.name for p in path.iterdir()}
+    if "tokenizer.json" in names:
+        from transformers import PreTrainedTokenizerFast
+
+        return PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"))
+    if {"vocab.json", "merges.txt"} <= names:
+        from transformers import GPT2Tokenizer
+
+        return GPT2Tokenizer(vocab=str(path / "vocab.json"), merges=str(path / "merges.txt"))
+    config = _read_config(path)
+    if config.get("vocab_size") == GPT2_SMALL_SHAPE["vocab_size"]:
+        return gpt2_tokenizer()  # a GPT-2 checkpoint saved without its tokenizer
+    raise ModelError(f"{path}: no tokenizer files (tokenizer.json, or vocab.json and merges.txt)")
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads((path / "config.json").read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{path}: not a model directory (no config.json)") from None
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}/config.json: unreadable ({exc})") from None
+
+
+def unknown_model_message(spec: str) -> str:
+    known = ["gpt2", "random-gpt2", "toy", *[t for t in toy_names() if t != "toy"]]
+    return f"unknown model {spec!r}: use one of {', '.join(known)}, or a directory path"
+
+
+_LOADED: dict[tuple[str, str], LoadedModel] = {}
+
+
+def load_model(spec: str | None = None, *, device: str | None = None) -> LoadedModel:
+    """Load a model by its --model value; loaded models are kept for the process's life."""
+    spec = spec or default_model_name()
+    dev = resolve_device(device)
+    key = (spec, dev)
+    if key not in _LOADED:
+        _LOADED[key] = _load(spec, dev)
+    return _LOADED[key]
+
+
+def _load(spec: str, device: str) -> LoadedModel:
+    if spec == "gpt2":
+        snapshot = gpt2_cache_dir()
+        if snapshot is None:
+            raise ModelError(MISSING_GPT2)
+        lm = _from_dir(snapshot, "gpt2", "gpt2", "GPT-2 small (real weights)", device)
+        lm.fingerprint = f"gpt2@{snapshot.name}"
+        return lm
+    if spec == "random-gpt2":
+        return _random_gpt2(device)
+    if spec == "toy" or spec in toy_names():
+        path = toy_dir(spec)
+        return _from_dir(path, spec, "toy", f"toy model {path.name}: {describe_toy(path.name)}", device)
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        return _from_dir(path.resolve(), spec, "directory", f"checkpoint in {path}", device)
+    if path.suffix or os.sep in spec:
+        raise UsageError(f"model directory {spec} does not exist")
+    raise UsageError(unknown_model_message(spec))
+
+
+def _prepare(model: GPT2LMHeadModel, device: str) -> GPT2LMHeadModel:
+    model.config._attn_implementation = "eager"
+    model.eval()
+    model.requires_grad_(False)
+    return model.to(device)
+
+
+def _from_dir(path: Path, name: str, kind: str, label: str, device: str) -> LoadedModel:
+    config = _read_config(path)
+    if config.get("model_type") not in (None, "gpt2"):
+        raise ModelError(f"{path}: model type {config.get('model_type')!r} is not GPT-2")
+    weights = [path / f for f in GPT2_WEIGHT_FILES if (path / f).is_file()]
+    if not weights:
+        raise ModelError(f"{path}: no weights ({' or '.join(GPT2_WEIGHT_FILES)})")
+    from transformers import GPT2LMHeadModel
+
+    try:
+        model = GPT2LMHeadModel.from_pretrained(
+            str(path), local_files_only=True, attn_implementation="eager"
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path}: could not load the model ({exc})".splitlines()[0]) from None
+    tokenizer = _dir_tokenizer(path) if kind != "gpt2" else gpt2_tokenizer()
+    return LoadedModel(
+        name=name,
+        kind=kind,
+        label=label,
+        model=_prepare(model, device),
+        tokenizer=tokenizer,
+        fingerprint=f"{kind}:{file_digest(weights[0])}",
+        path=path,
+    )
+
+
+def _random_gpt2(device: str) -> LoadedModel:
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    generator_state = torch.random.get_rng_state()
+    torch.manual_seed(RANDOM_GPT2_SEED)
+    try:
+        model = GPT2LMHeadModel(GPT2Config(attn_implementation="eager"))
+    finally:
+        torch.random.set_rng_state(generator_state)
+    return LoadedModel(
+        name="random-gpt2",
+        kind="random-gpt2",
+        label=f"GPT-2 small shape with RANDOM weights (seed {RANDOM_GPT2_SEED}), not real GPT-2",
+        model=_prepare(model, device),
+        tokenizer=gpt2_tokenizer(),
+        fingerprint=f"random-gpt2:seed{RANDOM_GPT2_SEED}:torch{torch.__version__}",
+    )
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: Path) -> str:
+    """Content hash of a weights file, remembered per (path, size, mtime)."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _DIGESTS:
+        digest = hashlib.blake2b(digest_size=16)
+        with path.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(chunk)
+        _DIGESTS[key] = digest.hexdigest()
+    return _DIGESTS[key]
+
+
+# --------------------------------------------------------------------------- download
+
+
+def download_gpt2(*, timeout: float = 5.0) -> Path:
+    """Fetch GPT-2 small into the Hugging Face cache with a progress bar.
+
+    A quick reachability check runs first so that an offline machine fails within seconds.
+    """
+    from huggingface_hub import model_info, snapshot_download
+
+    try:
+        model_info(GPT2_REPO, timeout=timeout)
+    except Exception as exc:  # any network or hub failure means: cannot download now
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"cannot reach the Hugging Face hub to download GPT-2 ({first})") from None
+    try:
+        folder = snapshot_download(
+            GPT2_REPO,
+            allow_patterns=["config.json", "model.safetensors", "generation_config.json",
+                            "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json"],
+            etag_timeout=timeout,
+        )
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelError(f"downloading GPT-2 failed ({first})") from None
+    return Path(folder)

@@ -1,0 +1,1 @@
+"""Lineup's terminal front end: the `lineup` command and the Textual game."""

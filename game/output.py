@@ -1,0 +1,64 @@
+"""How the CLI speaks: exit codes in one place, errors as one stderr line, JSON on stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import IntEnum
+from typing import Any
+
+JSON_VERSION = 1
+
+
+class Exit(IntEnum):
+    OK = 0
+    NO = 1  # problems found / not solved
+    ERROR = 2  # usage or other error
+    INTERRUPT = 130
+
+
+def error(message: str) -> int:
+    print(f"lineup: error: {message}", file=sys.stderr)
+    return Exit.ERROR
+
+
+def note(message: str) -> None:
+    """A remark for the human (stderr), never mixed into data on stdout."""
+    print(f"lineup: {message}", file=sys.stderr)
+
+
+def emit_json(payload: Any) -> None:
+    """Print a JSON document; objects get a `version` field first."""
+    if isinstance(payload, dict):
+        payload = {"version": JSON_VERSION, **payload}
+    json.dump(payload, sys.stdout, indent=2, default=_default)
+    sys.stdout.write("\n")
+
+
+def _default(value: Any) -> Any:
+    import dataclasses
+    from pathlib import Path
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def add_model_option(parser: Any) -> None:
+    parser.add_argument(
+        "--model",
+        metavar="M",
+        default=None,
+        help="gpt2, toy, random-gpt2 or a directory (default: gpt2 when cached, else toy)",
+    )
+    parser.add_argument(
+        "--device", default=None, help="torch device, e.g. cpu or cuda (default: auto)"
+    )
+
+
+def add_json_option(parser: Any) -> None:
+    parser.add_argument("--json", action="store_true", help="print JSON on stdout")
