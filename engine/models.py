@@ -366,20 +366,44 @@ def _random_gpt2(device: str) -> LoadedModel:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(RANDOM_GPT2_SEED)
-    try:
-        model = GPT2LMHeadModel(GPT2Config(attn_implementation="eager"))
-    finally:
-        torch.random.set_rng_state(generator_state)
+    config = GPT2Config(attn_implementation="eager")
+    with torch.device("meta"):
+        model = GPT2LMHeadModel(config)
+    model = model.to_empty(device="cpu")
+    seeded_init(model, RANDOM_GPT2_SEED)
     return LoadedModel(
         name="random-gpt2",
         kind="random-gpt2",
         label=f"GPT-2 small shape with RANDOM weights (seed {RANDOM_GPT2_SEED}), not real GPT-2",
         model=_prepare(model, device),
         tokenizer=gpt2_tokenizer(),
-        fingerprint=f"random-gpt2:seed{RANDOM_GPT2_SEED}:torch{torch.__version__}",
+        fingerprint=f"random-gpt2:seed{RANDOM_GPT2_SEED}:init1",
     )
+
+
+def seeded_init(model: GPT2LMHeadModel, seed: int) -> None:
+    """GPT-2's initialisation (normal 0.02, residual projections scaled by 1/sqrt(2 n_layer),
+    layer norms at 1 and 0, biases 0), drawn with numpy's fast generator so 124M weights take
+    about a second and do not depend on torch's random stream."""
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(seed)
+    n_layer = model.config.n_layer
+    with torch.no_grad():
+        model.tie_weights()
+        for name, param in model.named_parameters():  # tied lm_head is listed once
+            if name.endswith("bias"):
+                param.zero_()
+            elif ".ln_" in name or name.startswith("transformer.ln_f"):
+                param.fill_(1.0)
+            else:
+                std = 0.02 / (2 * n_layer) ** 0.5 if name.endswith("c_proj.weight") else 0.02
+                values = rng.standard_normal(param.shape, dtype=np.float32) * np.float32(std)
+                param.copy_(torch.from_numpy(values))
+        for name, buffer in model.named_buffers():
+            if buffer.is_floating_point() or buffer.dtype == torch.bool:
+                raise ModelError(f"unexpected buffer {name} in GPT-2")
 
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}

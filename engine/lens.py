@@ -1,0 +1,117 @@
+"""The logit lens: "what do you think right now?" asked of every person after every round.
+
+The residual stream after each layer is put through the final layer norm and the unembedding,
+as if the model stopped there. Entry 0 is the embeddings (before any round); entry L+1 is
+after layer L, and the last entry equals the model's real prediction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from engine.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+    from engine.models import LoadedModel, Tokens
+
+
+@dataclass
+class LensPosition:
+    token: str
+    top: list[tuple[str, float]]
+
+
+@dataclass
+class LensLayer:
+    layer: int  # 0 = embeddings, L + 1 = after layer L
+    label: str
+    positions: list[LensPosition]
+
+
+@dataclass
+class LensReport:
+    model: str
+    text: str
+    tokens: list[str]
+    layers: list[LensLayer]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "model": self.model,
+            "text": self.text,
+            "tokens": self.tokens,
+            "layers": [
+                {
+                    "layer": entry.layer,
+                    "label": entry.label,
+                    "positions": [
+                        {"token": p.token, "top": [[tok, prob] for tok, prob in p.top]}
+                        for p in entry.positions
+                    ],
+                }
+                for entry in self.layers
+            ],
+        }
+
+
+def lens_logits(lm: LoadedModel, tokens: Tokens) -> torch.Tensor:
+    """[n_layers + 1, batch, pos, vocab]: the unembedded residual stream at every stage."""
+    import torch
+
+    from engine.hooks import act_name, forward
+
+    names = ["hook_embed", "hook_pos_embed"] + [
+        act_name("resid_post", layer) for layer in range(lm.n_layers)
+    ]
+    with torch.inference_mode():
+        run = forward(lm, tokens, record=names, logits="none")
+        stages = [run.cache["hook_embed"] + run.cache["hook_pos_embed"]]
+        stages += [run.cache[n] for n in names[2:]]
+        transformer = lm.model.transformer
+        return torch.stack([lm.model.lm_head(transformer.ln_f(s)) for s in stages])
+
+
+def logit_lens(lm: LoadedModel, text: str, *, k: int = 5) -> LensReport:
+    """Each position's top ``k`` guesses (with probabilities) after each layer."""
+    import torch
+
+    if not text.strip():
+        raise UsageError("the text is empty: give a sentence to look at")
+    tokens = lm.tokenize([text])
+    if tokens.lengths[0] > lm.config.n_positions:
+        raise UsageError(f"the text is {tokens.lengths[0]} tokens; this model reads at most "
+                         f"{lm.config.n_positions}")
+    ids = tokens.ids[0].tolist()
+    words = lm.token_strings(ids)
+    probs = torch.softmax(lens_logits(lm, tokens)[:, 0].float(), dim=-1)  # [stage, pos, vocab]
+    values, indices = probs.topk(k, dim=-1)
+    layers = []
+    for stage in range(probs.shape[0]):
+        label = "embeddings" if stage == 0 else f"after layer {stage - 1}"
+        positions = [
+            LensPosition(
+                token=words[pos],
+                top=[
+                    (lm.tokenizer.decode([int(i)]), round(float(p), 4))
+                    for p, i in zip(values[stage, pos], indices[stage, pos], strict=True)
+                ],
+            )
+            for pos in range(len(ids))
+        ]
+        layers.append(LensLayer(layer=stage, label=label, positions=positions))
+    return LensReport(model=lm.name, text=text, tokens=words, layers=layers)
+
+
+def answer_ranks(lm: LoadedModel, tokens: Tokens, answers: torch.Tensor) -> torch.Tensor:
+    """[n_layers + 1, batch]: the rank (0 = top) of each prompt's answer token at its last
+    position, after each stage. Shows in which round the answer appears."""
+    import torch
+
+    logits = lens_logits(lm, tokens)
+    rows = torch.arange(len(tokens))
+    last = logits[:, rows, tokens.last]  # [stage, batch, vocab]
+    own = last[:, rows, answers.to(last.device)]  # [stage, batch]
+    return (last > own[..., None]).sum(-1)

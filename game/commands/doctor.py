@@ -1,0 +1,102 @@
+"""`lineup doctor`: check the install and say what to do about each problem."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from collections.abc import Callable
+
+from game.output import Exit, add_json_option, emit_json
+
+Check = tuple[str, bool, str]  # (what, ok, detail or what to do)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "doctor",
+        help="check the installation and suggest fixes",
+        description="Check packages, the bundled tokenizer and toy models, the data and cache "
+        "folders, and whether real GPT-2 is cached; print what to do about each problem. "
+        "Exits 1 if something needed is broken (missing GPT-2 alone is not a problem).",
+    )
+    add_json_option(parser)
+    parser.set_defaults(run=run)
+
+
+def _packages() -> list[Check]:
+    checks = []
+    for name in ("torch", "transformers", "tokenizers", "textual", "yaml", "platformdirs"):
+        try:
+            module = importlib.import_module(name)
+            checks.append((f"package {name}", True, getattr(module, "__version__", "present")))
+        except ImportError as exc:
+            checks.append((f"package {name}", False, f"{exc}; reinstall: make test or pip install -e ."))
+    return checks
+
+
+def _tokenizer() -> list[Check]:
+    from engine.models import gpt2_tokenizer
+
+    try:
+        ids = gpt2_tokenizer().encode(" John Mary")
+    except Exception as exc:  # report, never crash: doctor exists for broken installs
+        return [("GPT-2 tokenizer", False, f"{exc}; the package data is damaged: reinstall")]
+    ok = ids == [1757, 5335]
+    return [("GPT-2 tokenizer", ok, "bundled" if ok else f"wrong ids {ids}: reinstall")]
+
+
+def _toys() -> list[Check]:
+    from engine.models import load_model, toy_names
+
+    names = toy_names()
+    if not names:
+        return [("toy models", False, "none bundled: run python -m engine.toys build")]
+    checks = []
+    for name in names:
+        try:
+            lm = load_model(name)
+            checks.append((f"toy model {name}", True, f"{lm.n_layers} layers x {lm.n_heads} heads"))
+        except Exception as exc:
+            checks.append((f"toy model {name}", False, f"{exc}; run python -m engine.toys build"))
+    return checks
+
+
+def _folders() -> list[Check]:
+    from engine.paths import cache_dir, data_dir
+
+    checks = []
+    for label, path in (("data folder", data_dir()), ("cache folder", cache_dir())):
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / ".lineup-write-test"
+            probe.write_text("ok")
+            probe.unlink()
+            checks.append((label, True, str(path)))
+        except OSError as exc:
+            checks.append((label, False, f"{path} is not writable ({exc}); set LINEUP_HOME"))
+    return checks
+
+
+def _gpt2() -> list[Check]:
+    from engine.models import gpt2_cache_dir
+
+    found = gpt2_cache_dir()
+    detail = str(found) if found else "not cached (optional): lineup download gpt2 when online"
+    return [("real GPT-2", True, detail)]
+
+
+CHECKS: list[Callable[[], list[Check]]] = [_packages, _tokenizer, _toys, _folders, _gpt2]
+
+
+def run(args: argparse.Namespace) -> int:
+    results = [check for group in CHECKS for check in group()]
+    healthy = all(ok for _, ok, _ in results)
+    if args.json:
+        emit_json({"ok": healthy, "checks": [
+            {"check": what, "ok": ok, "detail": detail} for what, ok, detail in results
+        ]})
+    else:
+        for what, ok, detail in results:
+            print(f"{'ok ' if ok else 'BAD'}  {what}: {detail}")
+        print("everything needed is in place" if healthy else "fix the BAD lines above")
+    return Exit.OK if healthy else Exit.NO

@@ -1,0 +1,38 @@
+"""`lineup models`: which model sources exist here, and where."""
+
+from __future__ import annotations
+
+import argparse
+
+from game.output import Exit, add_json_option, emit_json
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "models",
+        help="list model sources and whether each is available",
+        description="List every model source (gpt2, toy, random-gpt2, a directory), whether "
+        "it is available on this machine, and where it lives. Reads no weights.",
+    )
+    add_json_option(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from engine.models import default_model_name, list_sources
+
+    rows = list_sources()
+    default = default_model_name()
+    if args.json:
+        emit_json({"default": default, "models": rows})
+        return Exit.OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"Model sources (default: {default})", title_justify="left")
+    for column in ("model", "available", "where", "note"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row.name, "yes" if row.available else "no", row.where, row.note)
+    Console().print(table)
+    return Exit.OK
