@@ -11,7 +11,8 @@ followed its first copy). With ``n`` the length of one half and ``i`` a position
 The copy score reads weights, not attention: for sampled tokens, the head's OV circuit applied
 to the token's effective embedding (embedding plus layer 0's MLP on it, the way a name looks
 to a later head) is unembedded, and the score is the share of tokens whose own id lands in
-the top 5 (among 2,000 sampled tokens, so a 50k vocabulary stays cheap). ``negative_copy`` is the share in the bottom 5 (heads that write *against* what
+the top 5 (among 2,000 sampled tokens, so a 50k vocabulary stays cheap). ``negative_copy``
+is the share in the bottom 5 (heads that write *against* what
 they read, like IOI's negative name movers).
 """
 

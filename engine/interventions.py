@@ -55,7 +55,9 @@ class LogitDiff:
         return logits[rows, correct] - logits[rows, wrong]
 
 
-def _group_by_layer(heads: Iterable[HeadIndex], n_layers: int, n_heads: int) -> dict[int, list[int]]:
+def _group_by_layer(
+    heads: Iterable[HeadIndex], n_layers: int, n_heads: int
+) -> dict[int, list[int]]:
     by_layer: dict[int, list[int]] = {}
     for layer, head in heads:
         if not (0 <= layer < n_layers and 0 <= head < n_heads):
@@ -258,7 +260,9 @@ def path_patch(
     (s_layer, s_head), (r_layer, r_head) = sender, receiver
     _group_by_layer([sender, receiver], lm.n_layers, lm.n_heads)
     if s_layer >= r_layer:
-        raise UsageError(f"sender {s_layer}.{s_head} must sit in an earlier layer than the receiver")
+        raise UsageError(
+            f"sender {s_layer}.{s_head} must sit in an earlier layer than the receiver"
+        )
     z_name, resid_name = act_name("z", s_layer), act_name("resid_pre", r_layer)
     with torch.inference_mode():
         z_source = forward(lm, source, record=[z_name], stop_layer=s_layer + 1).cache[z_name]

@@ -99,7 +99,6 @@ class LoadedModel:
 
     def tokenize(self, texts: Sequence[str]) -> Tokens:
         """Tokenize without special tokens and right-pad into one batch."""
-        import torch
 
         if not texts:
             raise UsageError("no text to run")
@@ -319,7 +318,8 @@ def _load(spec: str, device: str) -> LoadedModel:
         return _random_gpt2(device)
     if spec == "toy" or spec in toy_names():
         path = toy_dir(spec)
-        return _from_dir(path, spec, "toy", f"toy model {path.name}: {describe_toy(path.name)}", device)
+        label = f"toy model {path.name}: {describe_toy(path.name)}"
+        return _from_dir(path, spec, "toy", label, device)
     path = Path(spec).expanduser()
     if path.is_dir():
         return _from_dir(path.resolve(), spec, "directory", f"checkpoint in {path}", device)

@@ -30,7 +30,8 @@ def _packages() -> list[Check]:
             module = importlib.import_module(name)
             checks.append((f"package {name}", True, getattr(module, "__version__", "present")))
         except ImportError as exc:
-            checks.append((f"package {name}", False, f"{exc}; reinstall: make test or pip install -e ."))
+            fix = f"{exc}; reinstall: make test, or pip install -e ."
+            checks.append((f"package {name}", False, fix))
     return checks
 
 

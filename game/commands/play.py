@@ -1,10 +1,8 @@
-"""`lineup play`: the game. Until the TUI lands, it explains what there is to do."""
+"""`lineup play [PUZZLE|CIRCUIT.yaml] [--pack DIR] [--model M]`: the game."""
 
 from __future__ import annotations
 
 import argparse
-
-from game.output import Exit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,19 +11,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="start the game (the default when no command is given)",
         description="Start the Lineup game in the terminal.",
     )
-    parser.add_argument("puzzle", nargs="?", help="open this puzzle directly")
+    parser.add_argument("puzzle", nargs="?",
+                        help="open this puzzle (an id or a file), or a saved circuit file")
+    parser.add_argument("--pack", metavar="DIR",
+                        help="play a teacher's pack: a folder of puzzles and a pack.yaml")
+    parser.add_argument("--model", metavar="M", default=None,
+                        help="gpt2, toy or a directory (default: gpt2 when cached, else toy)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        from game.app import run_app  # the Textual game
-    except ModuleNotFoundError as exc:
-        if exc.name != "game.app":
-            raise
-        from game.cli import build_parser
+    from game.app import run_app
 
-        print("The game screen is not built yet; here is what the command line offers.\n")
-        build_parser().print_help()
-        return Exit.OK
-    return run_app(puzzle=args.puzzle)
+    return run_app(puzzle=args.puzzle, pack=args.pack, model=args.model)
