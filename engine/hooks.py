@@ -146,13 +146,24 @@ def forward(
     end = n_layers if stop_layer is None else stop_layer
     n_ctx = x.shape[1]
     causal = torch.ones(n_ctx, n_ctx, dtype=torch.bool, device=x.device).tril()
+    rows = torch.arange(x.shape[0], device=x.device)
+    last = tokens.last.to(x.device)
+    # With only the last positions unembedded, the final block needs its other positions
+    # only as keys and values; skip their query, output and MLP unless someone watches them.
+    final_only_last = (
+        logits == "last" and stop_layer is None and start_layer < n_layers
+        and not any(n.startswith(f"blocks.{n_layers - 1}.") for n in (*names, *hooks))
+    )
     for layer in range(start_layer, end):
-        x = _block(lm, layer, x, causal, point, names)
+        if final_only_last and layer == n_layers - 1:
+            x = _final_block_last_only(lm, layer, x, rows, last)
+        else:
+            x = _block(lm, layer, x, causal, point, names)
 
     if stop_layer is not None or logits == "none":
         return Run(None, cache)
-    if logits == "last":
-        x = x[torch.arange(x.shape[0], device=x.device), tokens.last.to(x.device)]
+    if logits == "last" and not final_only_last:
+        x = x[rows, last]
     x = point("ln_final.hook_normalized", transformer.ln_f(x))
     return Run(lm.model.lm_head(x), cache)
 
@@ -178,6 +189,25 @@ def _block(lm, layer: int, x, causal, point, names: set[str]):
     pattern = point(f"{prefix}.attn.hook_pattern", torch.softmax(scores, dim=-1))
     z = point(f"{prefix}.attn.hook_z", torch.einsum("bhqk,bkhd->bqhd", pattern, v))
     return block_tail(lm, layer, x, z, point, names)
+
+
+def _final_block_last_only(lm, layer: int, x, rows, last):
+    """The final block computed for each prompt's last position only: [batch, d_model]."""
+    import torch
+
+    block = lm.model.transformer.h[layer]
+    n_heads, d_head = lm.n_heads, lm.d_head
+    batch, n_ctx, d_model = x.shape
+    q, k, v = block.attn.c_attn(block.ln_1(x)).split(d_model, dim=-1)
+    q = q[rows, last].view(batch, n_heads, d_head)
+    k = k.view(batch, n_ctx, n_heads, d_head)
+    v = v.view(batch, n_ctx, n_heads, d_head)
+    scores = torch.einsum("bhd,bkhd->bhk", q, k) * _scaling(block.attn, d_head, layer)
+    visible = torch.arange(n_ctx, device=x.device)[None, :] <= last[:, None]  # [batch, key]
+    scores = scores.masked_fill(~visible[:, None, :], torch.finfo(scores.dtype).min)
+    z = torch.einsum("bhk,bkhd->bhd", torch.softmax(scores, dim=-1), v)
+    resid = x[rows, last] + block.attn.c_proj(z.reshape(batch, d_model))
+    return resid + block.mlp(block.ln_2(resid))
 
 
 def block_tail(lm, layer: int, x, z, point=None, names: set[str] | None = None):
