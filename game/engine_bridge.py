@@ -1,0 +1,460 @@
+"""The only game module that calls the engine's model code.
+
+Screens call these methods from thread workers only; every method may block for seconds. The
+TUI receives plain dataclasses (``LineView``, ``AttentionView``, ``SwapView``, ``Prediction``,
+the engine's ``LensReport`` and the judge's ``Report``) and never touches a tensor.
+
+``Engine`` is the real thing. ``FakeEngine`` answers instantly with fixed, made-up numbers of
+the same shape: the tests, the snapshots and the screenshots in docs/playing.md use it
+(``LINEUP_ENGINE=fake lineup`` starts the game with it).
+
+``line_of(puzzle)`` draws a puzzle's first prompt as a line of people without any tokenizer
+library (a word splitter stands in), so the puzzle screen appears before torch is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.puzzle import Puzzle, Question
+
+Progress = Callable[[str, float], None]
+Cancelled = Callable[[], bool]
+
+GPT2_FIX = "lineup download gpt2"
+
+
+# --------------------------------------------------------------------------- views
+
+
+@dataclass
+class LineView:
+    """A prompt as people: ``tokens[i]`` is person i's word; ``roles`` name some of them;
+    ``at`` is the person whose guess the puzzle scores."""
+
+    text: str
+    tokens: list[str]
+    roles: dict[str, int]
+    at: int | None
+
+    def label(self, pos: int) -> str:
+        names = [name for name, p in self.roles.items() if p == pos]
+        return "/".join(names)
+
+
+@dataclass
+class AttentionView:
+    """``pattern[q][k]``: how much person q listens to person k in head ``layer.head``."""
+
+    text: str
+    tokens: list[str]
+    layer: int
+    head: int
+    n_layers: int
+    n_heads: int
+    pattern: list[list[float]]
+
+
+@dataclass
+class SwapView:
+    """Activation patching for a puzzle's metric, as a fraction of the clean-vs-corrupted gap
+    restored (1 = all of it). ``by_role[layer][j]``: the person ``roles[j]`` swapped in at the
+    start of round ``layer``; ``heads[layer][h]``: head ``layer.h``'s output swapped in."""
+
+    roles: list[str]
+    by_role: list[list[float]]
+    heads: list[list[float]]
+    metric_clean: float
+    metric_corrupted: float
+
+
+@dataclass
+class Prediction:
+    text: str
+    tokens: list[str]
+    top: list[tuple[str, float]]
+
+
+# --------------------------------------------------------------------------- the line, cheaply
+
+
+class WordTokenizer:
+    """Splits text into words and punctuation (the space stays with the word, as in GPT-2).
+    Enough for ``engine.puzzle.build_prompts`` to find every role without transformers."""
+
+    PIECE = re.compile(r"\s*\d{1,2}|\s*[^\W\d]+'?\w*|\s*[^\w\s]|\s+$")
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.words: list[str] = []
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        out = []
+        for piece in self.PIECE.findall(text):
+            if piece not in self.ids:
+                self.ids[piece] = len(self.words)
+                self.words.append(piece)
+            out.append(self.ids[piece])
+        return out
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(self.words[i] for i in ids)
+
+
+def line_of(puzzle: Puzzle, index: int = 0) -> LineView:
+    """Prompt ``index`` of a puzzle as a line of people (no torch, no transformers)."""
+    from engine.errors import LineupError
+    from engine.puzzle import build_prompts, sample
+
+    try:
+        ps = build_prompts(puzzle, WordTokenizer(), "play")
+    except LineupError:  # the word splitter disagrees with the model's tokenizer: plain words
+        raw = sample(puzzle, "play")[index]
+        from engine.puzzle import Template
+
+        text, _ = Template.parse(puzzle.prompts.templates[raw.template]).render(raw.words)
+        tok = WordTokenizer()
+        words = [tok.decode([i]) for i in tok.encode(text)]
+        return LineView(text, words, {}, len(words) - 1)
+    return LineView(
+        text=ps.texts[index],
+        tokens=list(ps.tokens[index]),
+        roles={name: pos[index] for name, pos in ps.roles.items()},
+        at=ps.roles[puzzle.metric.at][index] if puzzle.metric.at in ps.roles else None,
+    )
+
+
+def block_for(model: str) -> str | None:
+    """Which puzzle block a --model value plays, without loading it."""
+    if model in ("gpt2", "random-gpt2"):
+        return "gpt2"
+    if model.startswith("toy"):
+        return "toy"
+    return "gpt2"  # a directory: GPT-2-shaped checkpoints are the only ones supported
+
+
+# --------------------------------------------------------------------------- the real engine
+
+
+class Engine:
+    """Model work for the TUI. Loads the model once, on first use, in whatever worker asks."""
+
+    fake = False
+
+    def __init__(self, model: str | None = None, device: str | None = None) -> None:
+        from engine.models import default_model_name
+
+        self.requested = model
+        self.model = model or default_model_name()
+        self.device = device
+        self.block = block_for(self.model)
+        self._lm: Any = None
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------- cheap
+    def banner(self) -> str:
+        if self.model == "gpt2":
+            return "Model: GPT-2 small (real weights)"
+        if self.model == "random-gpt2":
+            return "Model: random-gpt2 (GPT-2's shape with random weights: for tests only)"
+        if self.model.startswith("toy"):
+            why = "" if self.requested else " because GPT-2 is not downloaded: run " \
+                                             f"`{GPT2_FIX}` to play on the real thing"
+            return f"Model: the toy model{why}"
+        return f"Model: checkpoint {self.model}"
+
+    # ---------------------------------------------------------------- heavy (workers only)
+    def lm(self) -> Any:
+        with self._lock:
+            if self._lm is None:
+                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+                os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()  # a progress bar would scribble on the screen
+                from engine.models import load_model
+
+                self._lm = load_model(self.model, device=self.device)
+                self.block = self._lm.block
+            return self._lm
+
+    def grade(self, puzzle: Puzzle, questions: list[Question], *, progress: Progress | None = None,
+              cancelled: Cancelled | None = None) -> Any:
+        from engine.judge import grade
+        from engine.puzzle import Circuit
+
+        if progress:
+            progress("loading the model", 0.0)
+        lm = self.lm()
+        circuit = Circuit(puzzle.id, list(questions), model=self.model)
+        return grade(puzzle, circuit, lm, progress=progress, cancelled=cancelled)
+
+    def attention(self, text: str, layer: int, head: int) -> AttentionView:
+        from engine.hooks import act_name, run_with_cache
+
+        lm = self.lm()
+        layer = max(0, min(lm.n_layers - 1, layer))
+        head = max(0, min(lm.n_heads - 1, head))
+        tokens = lm.tokenize([text])
+        name = act_name("pattern", layer)
+        _, cache = run_with_cache(lm, tokens, names=[name], logits="none")
+        pattern = cache[name][0, head].float().tolist()
+        words = lm.token_strings(tokens.ids[0].tolist())
+        return AttentionView(text, words, layer, head, lm.n_layers, lm.n_heads,
+                             [[round(v, 4) for v in row] for row in pattern])
+
+    def lens(self, text: str, k: int = 3) -> Any:
+        from engine.lens import logit_lens
+
+        return logit_lens(self.lm(), text, k=k)
+
+    def predict(self, text: str, k: int = 5) -> Prediction:
+        import torch
+
+        from engine.hooks import run_with_cache
+
+        lm = self.lm()
+        tokens = lm.tokenize([text])
+        logits, _ = run_with_cache(lm, tokens, names=[], logits="last")
+        probs = torch.softmax(logits[0].float(), dim=-1)
+        values, indices = probs.topk(k)
+        top = [(lm.tokenizer.decode([int(i)]), round(float(p), 4))
+               for p, i in zip(values, indices, strict=True)]
+        return Prediction(text, lm.token_strings(tokens.ids[0].tolist()), top)
+
+    def swap(self, puzzle: Puzzle, *, n: int = 8, cancelled: Cancelled | None = None) -> SwapView:
+        from engine.interventions import head_patch_grid, patch_resid
+
+        lm = self.lm()
+        ps = puzzle.build_prompts(lm.tokenizer, "play")
+        n = min(n, len(ps))
+        clean = lm.tokenize(ps.texts[:n])
+        corrupted = lm.tokenize(ps.corrupted[:n])
+        metric = _metric(puzzle, ps, n)
+        from engine.hooks import run_with_cache
+
+        clean_logits, _ = run_with_cache(lm, clean, names=[], logits="last")
+        corrupt_logits, _ = run_with_cache(lm, corrupted, names=[], logits="last")
+        m_clean = float(metric(clean_logits).mean())
+        m_corr = float(metric(corrupt_logits).mean())
+        gap = (m_clean - m_corr) or 1e-9
+        roles = list(puzzle.roles)
+        by_role = []
+        for layer in range(lm.n_layers):
+            row = []
+            for role in roles:
+                if cancelled and cancelled():
+                    raise InterruptedError("swap cancelled")
+                logits = patch_resid(lm, corrupted, clean, layer,
+                                     positions=ps.roles[role][:n], logits="last")
+                row.append(round((float(metric(logits).mean()) - m_corr) / gap, 3))
+            by_role.append(row)
+        grid = head_patch_grid(lm, corrupted, clean, metric, cancelled=cancelled)
+        heads = [[round((float(v) - m_corr) / gap, 3) for v in row] for row in grid.tolist()]
+        return SwapView(roles, by_role, heads, round(m_clean, 3), round(m_corr, 3))
+
+
+def _metric(puzzle: Puzzle, ps: Any, n: int) -> Callable[[Any], Any]:
+    """The puzzle's metric on last-position logits (one value per prompt, tiled)."""
+    import torch
+
+    from engine.interventions import LogitDiff
+
+    kind = puzzle.metric.kind
+    if kind == "logit_diff":
+        return LogitDiff(ps.correct_ids[:n], ps.wrong_ids[:n])
+    correct = [c for c in ps.correct[:n]]
+    wrong = [w for w in ps.wrong[:n]]
+
+    def metric(logits: torch.Tensor) -> torch.Tensor:
+        copies = logits.shape[0] // n
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        probs = logp.exp()
+        out = []
+        for row in range(logits.shape[0]):
+            i = row % n
+            if kind == "logprob":
+                out.append(logp[row, correct[i][0]])
+            else:
+                out.append(probs[row, correct[i]].sum() - probs[row, wrong[i]].sum())
+        del copies
+        return torch.stack(out)
+
+    return metric
+
+
+# --------------------------------------------------------------------------- the fake engine
+
+
+@dataclass
+class FakeHead:
+    head: str
+    layer: int
+    index: int
+    attention: float
+    detector: float
+    effect: float
+
+
+@dataclass
+class FakeQuestionReport:
+    round: str
+    asker: str
+    card: str
+    responder: str | None
+    given: bool
+    verdict: str
+    message: str
+    heads: list[FakeHead] = field(default_factory=list)
+
+
+@dataclass
+class FakeReport:
+    puzzle: str
+    model: str
+    model_label: str
+    solved: bool
+    stars: int
+    metric_full: float
+    metric_corrupted: float
+    faithfulness: float
+    heldout_faithfulness: float
+    pass_line: float
+    questions: list[FakeQuestionReport]
+    problems: list[str]
+    timing_s: dict[str, float]
+
+
+class FakeEngine:
+    """Instant, deterministic stand-in for ``Engine`` (tests, snapshots, screenshots).
+
+    It grades by comparing the circuit with the puzzle's reference solution for its block:
+    reference questions are confirmed, a right asker and card with the wrong responder gets
+    "wrong-responder", anything else "no-such-question"."""
+
+    fake = True
+    n_layers = 2
+    n_heads = 4
+
+    def __init__(self, model: str = "toy", *, steps: int = 3,
+                 gate: threading.Event | None = None) -> None:
+        self.model = model
+        self.requested = model
+        self.block = block_for(model)
+        self.steps = steps
+        self.gate = gate  # tests hold the grading here to see the progress bar and cancel
+        self.graded = 0
+
+    def banner(self) -> str:
+        return "Model: the fake engine (made-up numbers, for tests and screenshots)"
+
+    def grade(self, puzzle: Puzzle, questions: list[Question], *, progress: Progress | None = None,
+              cancelled: Cancelled | None = None) -> FakeReport:
+        for step in range(self.steps):
+            if progress:
+                progress(["running the prompts", "checking each question", "ablating the rest"]
+                         [step % 3], step / self.steps)
+            if self.gate is not None:
+                while not self.gate.wait(0.01):
+                    if cancelled and cancelled():
+                        raise InterruptedError("check cancelled")
+            if cancelled and cancelled():
+                raise InterruptedError("check cancelled")
+        self.graded += 1
+        block = puzzle.models[self.block or "toy"]
+        solution = {(q.round, q.asker, q.card, q.responder) for q in block.solution}
+        given = {(q.round, q.asker, q.card, q.responder) for q in block.given}
+        reports = []
+        for k, q in enumerate(questions):
+            key = (q.round, q.asker, q.card, q.responder)
+            if key in solution:
+                layer = block.rounds[q.round][0]
+                reports.append(FakeQuestionReport(
+                    *key, key in given, "confirmed",
+                    f"{q.asker} gives {q.responder} most of its attention in round {q.round}",
+                    [FakeHead(f"{layer}.{k % 4}", layer, k % 4, 0.82, 0.91, 0.64)]))
+                continue
+            near = [s for s in solution if s[1:3] == key[1:3]]
+            if near and near[0][0] == q.round:
+                reports.append(FakeQuestionReport(
+                    *key, False, "wrong-responder",
+                    f"in round {q.round}, {q.asker} mostly asks {near[0][3]} (0.78, head 1.2), "
+                    f"not {q.responder} (0.04)", []))
+            elif near:
+                reports.append(FakeQuestionReport(
+                    *key, False, "wrong-round",
+                    f"nobody asks that in round {q.round}; try round {near[0][0]}", []))
+            else:
+                reports.append(FakeQuestionReport(
+                    *key, False, "no-such-question",
+                    f"no head in round {q.round} has {q.asker} ask {q.responder} that question "
+                    "(best 0.06)", []))
+        placed = {(q.round, q.asker, q.card, q.responder) for q in questions}
+        found = len(solution & placed) / max(1, len(solution))
+        wrong = sum(r.verdict != "confirmed" for r in reports)
+        faith = round(max(0.0, found - 0.1 * wrong) * 0.93, 2)
+        pass_line = block.thresholds.faithfulness
+        solved = found == 1.0 and wrong == 0
+        stars = 3 if solved else (1 if faith >= pass_line else 0)
+        return FakeReport(puzzle.id, self.model, "fake engine", solved, stars, 2.5, 0.1, faith,
+                          round(faith * 0.97, 2), pass_line, reports, [], {})
+
+    def attention(self, text: str, layer: int, head: int) -> AttentionView:
+        tokens = WordTokenizer()
+        words = [tokens.decode([i]) for i in tokens.encode(text)]
+        n = len(words)
+        layer = max(0, min(self.n_layers - 1, layer))
+        head = max(0, min(self.n_heads - 1, head))
+        pattern = []
+        for q in range(n):
+            target = max(0, q - 1 - ((layer + head) % 2))
+            row = [0.0] * n
+            row[target] += 0.7
+            for k in range(q + 1):
+                row[k] += round(0.3 / (q + 1), 4)
+            pattern.append([round(v, 2) for v in row])
+        return AttentionView(text, words, layer, head, self.n_layers, self.n_heads, pattern)
+
+    def lens(self, text: str, k: int = 3) -> Any:
+        from engine.lens import LensLayer, LensPosition, LensReport
+
+        tokens = WordTokenizer()
+        words = [tokens.decode([i]) for i in tokens.encode(text)]
+        layers = []
+        for stage in range(self.n_layers + 1):
+            label = "embeddings" if stage == 0 else f"after layer {stage - 1}"
+            positions = []
+            for pos, word in enumerate(words):
+                guess = words[(pos + stage) % len(words)]
+                positions.append(LensPosition(word, [(guess, round(0.3 + 0.2 * stage, 2)),
+                                                     (" the", 0.1), (" a", 0.05)][:k]))
+            layers.append(LensLayer(stage, label, positions))
+        return LensReport(self.model, text, words, layers)
+
+    def predict(self, text: str, k: int = 5) -> Prediction:
+        tokens = WordTokenizer()
+        words = [tokens.decode([i]) for i in tokens.encode(text)]
+        top = [(words[0] if words else " the", 0.42), (" the", 0.2), (" a", 0.1), (".", 0.05),
+               (" and", 0.03)][:k]
+        return Prediction(text, words, top)
+
+    def swap(self, puzzle: Puzzle, *, n: int = 8, cancelled: Cancelled | None = None) -> SwapView:
+        roles = list(puzzle.roles)
+        by_role = [[round(1.0 if (j + layer) % len(roles) == 0 else 0.05 * j, 2)
+                    for j in range(len(roles))] for layer in range(self.n_layers)]
+        heads = [[round(0.7 if (layer, h) == (1, 2) else 0.02 * h, 2) for h in range(self.n_heads)]
+                 for layer in range(self.n_layers)]
+        return SwapView(roles, by_role, heads, 2.5, 0.1)
+
+
+def make_engine(model: str | None = None) -> Engine | FakeEngine:
+    """The engine the game runs on: ``LINEUP_ENGINE=fake`` picks the fake one."""
+    if os.environ.get("LINEUP_ENGINE") == "fake":
+        return FakeEngine(model or "toy")
+    return Engine(model)

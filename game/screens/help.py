@@ -1,0 +1,53 @@
+"""The help screen: the picture, and every key."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP = """\
+# How to play
+
+A prompt is a **line of people**. Each holds one word and tries to guess the word of the
+person in front. In each **round** every person may shout a **question** to everyone behind
+them; whoever fits the question best **answers**. (A round is a layer of the model, a question
+is an attention head.)
+
+You build the circuit: which person asks which question, in which round, and who answers.
+The judge checks it against the model's real attention and patching results.
+
+## Keys
+
+| where | key | does |
+| --- | --- | --- |
+| menu | ↑ ↓ enter | choose and open a puzzle |
+| menu | o | open a circuit file |
+| menu | x | sandbox: any text, looked inside |
+| puzzle | a | add a question (round, asker, card, responder) |
+| puzzle | m | move the selected question (choose again) |
+| puzzle | d | remove the selected question |
+| puzzle | c | check the circuit (esc cancels) |
+| puzzle | h | hint: rot13 first, h again decodes |
+| puzzle | t | plain words / technical names |
+| puzzle | s | save the circuit as a YAML file |
+| puzzle | w | who answers: a head's attention |
+| puzzle | l | what do you think now: the logit lens |
+| puzzle | p | swap a person: activation patching |
+| tools | [ ] , . | previous/next layer, previous/next head |
+| anywhere | ctrl+p | command palette |
+| anywhere | ? | this help · esc closes |
+| anywhere | ctrl+q | quit |
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS: ClassVar = [Binding("escape,q,question_mark", "dismiss(None)", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog", id="help"):
+            yield Markdown(HELP)

@@ -1,0 +1,100 @@
+"""Saving: atomic writes survive a kill, damaged files are set aside, never a crash."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from game.progress import Progress, atomic_write, export_circuit
+
+
+def test_record_keeps_best_stars_and_latest_circuit(lineup_home) -> None:
+    p = Progress.load()
+    q = {"round": "late", "asker": "A2", "card": "induction", "responder": "B"}
+    p.record("induction-head", stars=3, circuit=[q])
+    p.record("induction-head", stars=1, circuit=[])
+    again = Progress.load()
+    assert again.stars("induction-head") == 3
+    assert again.circuit("induction-head") == []
+    data = json.loads((lineup_home / "data" / "progress.json").read_text())
+    assert data == {"version": 1, "puzzles": {"induction-head": {"stars": 3, "circuit": []}}}
+
+
+def test_list_command_reads_the_same_file(lineup_home) -> None:
+    from game.commands.list import read_progress
+
+    Progress.load().record("induction-head", stars=2)
+    assert read_progress() == {"induction-head": 2}
+
+
+def test_damaged_file_is_set_aside_with_a_message(lineup_home) -> None:
+    path = lineup_home / "data" / "progress.json"
+    path.parent.mkdir(parents=True)
+    path.write_text("{ not json", encoding="utf-8")
+    p = Progress.load()
+    assert p.puzzles == {}
+    assert p.message and "could not be read" in p.message
+    aside = list(path.parent.glob("progress.json.damaged-*"))
+    assert len(aside) == 1 and aside[0].read_text() == "{ not json"
+    p.record("x", stars=1)
+    assert Progress.load().stars("x") == 1
+
+
+def test_wrong_shapes_are_damaged_too(lineup_home) -> None:
+    path = lineup_home / "data" / "progress.json"
+    path.parent.mkdir(parents=True)
+    for bad in ('{"version": 1, "puzzles": []}', '{"version": 1, "puzzles": {"a": {"stars": "x"}}}',
+                '{"version": 9, "puzzles": {}}', '[]'):
+        path.write_text(bad, encoding="utf-8")
+        assert Progress.load().message
+
+
+def test_export_writes_a_circuit_lineup_check_reads(tmp_path) -> None:
+    from engine.puzzle import load_circuit
+
+    q = {"round": "late", "asker": "A2", "card": "induction", "responder": "B"}
+    out = export_circuit("induction-head", [q], tmp_path / "c.yaml", model="toy")
+    circuit = load_circuit(out)
+    assert circuit.puzzle == "induction-head"
+    assert [x.as_dict() for x in circuit.questions] == [q]
+
+
+WRITER = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from game.progress import atomic_write
+    path = Path(sys.argv[1])
+    n = 0
+    print("ready", flush=True)
+    while True:
+        n += 1
+        payload = {"version": 1, "puzzles": {f"p{k}": {"stars": n % 4, "circuit": []}
+                                             for k in range(300)}, "n": n}
+        atomic_write(path, json.dumps(payload))
+""")
+
+
+def test_kill_during_save_leaves_the_previous_save_readable(tmp_path) -> None:
+    path = tmp_path / "progress.json"
+    atomic_write(path, json.dumps({"version": 1, "puzzles": {}, "n": 0}))
+    rng = random.Random(7)
+    root = Path(__file__).resolve().parents[1]
+    for _ in range(5):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], cwd=root,
+                                stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(rng.uniform(0.02, 0.3))
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        data = json.loads(path.read_text())  # whole: either the old save or a new one
+        assert data["version"] == 1
+        assert len(data["puzzles"]) in (0, 300)
+    leftovers = [p for p in tmp_path.iterdir() if p.name != "progress.json"]
+    assert all(p.name.startswith(".progress.json.") for p in leftovers)  # temp files only

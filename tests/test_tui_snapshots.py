@@ -1,0 +1,116 @@
+"""Snapshots of every screen at 80x24 and 120x40, on the fake engine (no clocks, no model).
+
+Update after looking at the report: ``pytest tests/test_tui_snapshots.py --snapshot-update``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import Input
+
+from game.app import LineupApp
+from game.engine_bridge import FakeEngine
+
+SIZES = [(80, 24), (120, 40)]
+
+
+def solution_keys(puzzle_id: str, block: str = "toy") -> list[str]:
+    """The keys that place a puzzle's reference questions (those not given): a, then the
+    number of the round, the asker, the card and the responder in each picker."""
+    from engine.puzzle import find_puzzle
+    from game.engine_bridge import line_of
+
+    puzzle = find_puzzle(puzzle_id)
+    line = line_of(puzzle)
+    spec = puzzle.models[block]
+    people = sorted(line.roles, key=line.roles.__getitem__)
+    keys: list[str] = []
+    for q in spec.solution:
+        if q in spec.given:
+            continue
+        keys += ["a", str(list(spec.rounds).index(q.round) + 1),
+                 str(people.index(q.asker) + 1), str(puzzle.cards.index(q.card) + 1)]
+        if q.responder:
+            behind = [n for n in people if line.roles[n] < line.roles[q.asker]]
+            keys.append(str(behind.index(q.responder) + 1))
+    return keys
+
+
+@pytest.fixture(autouse=True)
+def _quiet(monkeypatch):
+    monkeypatch.setenv("LINEUP_ANIMATIONS", "none")
+    monkeypatch.setenv("TEXTUAL_ANIMATIONS", "none")
+
+
+def app(puzzle: str | None = "induction-head") -> LineupApp:
+    return LineupApp(engine=FakeEngine(), puzzle=puzzle)
+
+
+async def settle(pilot) -> None:
+    app = pilot.app
+    await pilot.pause()
+    await app.workers.wait_for_complete([w for w in app.workers if w.group != "picker"])
+    await pilot.pause()
+    for widget in app.screen.query(Input):
+        widget.cursor_blink = False
+    await pilot.pause()
+
+
+async def place_solution(pilot) -> None:
+    for key in solution_keys("induction-head"):
+        await pilot.press(key)
+        await pilot.pause()
+
+
+def keys(*names: str):
+    async def run(pilot) -> None:
+        await pilot.pause()
+        for name in names:
+            if name == "<solution>":
+                await place_solution(pilot)
+            else:
+                await pilot.press(name)
+            await settle(pilot)
+    return run
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_menu(snap_compare, size) -> None:
+    assert snap_compare(app(None), terminal_size=size, run_before=keys())
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_puzzle(snap_compare, size) -> None:
+    assert snap_compare(app(), terminal_size=size, run_before=keys("<solution>"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_verdict(snap_compare, size) -> None:
+    assert snap_compare(app(), terminal_size=size, run_before=keys("<solution>", "c"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_hint(snap_compare, size) -> None:
+    assert snap_compare(app(), terminal_size=size, run_before=keys("h", "h", "h"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_attention(snap_compare, size) -> None:
+    assert snap_compare(app(), terminal_size=size, run_before=keys("w"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_logit_lens(snap_compare, size) -> None:
+    assert snap_compare(app(), terminal_size=size, run_before=keys("l"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_swap(snap_compare, size) -> None:
+    assert snap_compare(app(), terminal_size=size, run_before=keys("p"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_sandbox(snap_compare, size) -> None:
+    assert snap_compare(app(None), terminal_size=size,
+                        run_before=keys("x", *"When Mary and John went to the store, John gave a"
+                                        " drink to", "enter"))

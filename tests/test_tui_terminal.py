@@ -1,0 +1,101 @@
+"""The installed `lineup` in a real terminal (tmux): play a toy puzzle to its verdict, quit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
+                                reason="tmux is not installed (CI installs it)")
+
+LINEUP = Path(sys.executable).with_name("lineup")
+SESSION = f"lineup-test-{os.getpid()}"
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
+
+
+def screen() -> str:
+    return tmux("capture-pane", "-p", "-t", SESSION)
+
+
+def wait_for(text: str, timeout: float = 60.0) -> str:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        shown = screen()
+        if text in shown:
+            return shown
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} never appeared; the screen shows:\n{screen()}")
+
+
+def solution_keys(puzzle_id: str, block: str = "toy") -> list[str]:
+    """The keys that place a puzzle's reference questions (those not given): a, then the
+    number of the round, the asker, the card and the responder in each picker."""
+    from engine.puzzle import find_puzzle
+    from game.engine_bridge import line_of
+
+    puzzle = find_puzzle(puzzle_id)
+    line = line_of(puzzle)
+    spec = puzzle.models[block]
+    people = sorted(line.roles, key=line.roles.__getitem__)
+    keys: list[str] = []
+    for q in spec.solution:
+        if q in spec.given:
+            continue
+        keys += ["a", str(list(spec.rounds).index(q.round) + 1),
+                 str(people.index(q.asker) + 1), str(puzzle.cards.index(q.card) + 1)]
+        if q.responder:
+            behind = [n for n in people if line.roles[n] < line.roles[q.asker]]
+            keys.append(str(behind.index(q.responder) + 1))
+    return keys
+
+
+def real_engine_ready() -> bool:
+    import importlib.util
+
+    from engine.models import toy_names
+
+    return importlib.util.find_spec("engine.judge") is not None and bool(toy_names())
+
+
+def test_play_to_verdict_and_quit(tmp_path) -> None:
+    if not LINEUP.exists():
+        pytest.skip(f"the lineup command is not installed next to {sys.executable}")
+    env = {"LINEUP_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1", "TERM": "xterm-256color"}
+    if not real_engine_ready():  # the toy model or the judge is not built yet: same keys, fake
+        env["LINEUP_ENGINE"] = "fake"
+    done = tmp_path / "exit-code"
+    exports = " ".join(f"{k}={v}" for k, v in env.items())
+    command = f"env {exports} {LINEUP}; echo $? > {done}; sleep 30"
+    tmux("new-session", "-d", "-s", SESSION, "-x", "100", "-y", "30", command)
+    try:
+        wait_for("Stars:")
+        tmux("send-keys", "-t", SESSION, "Down", "Enter")
+        wait_for("Last time, what came next?")
+        for key in solution_keys("induction-head"):
+            tmux("send-keys", "-t", SESSION, key)
+            time.sleep(0.4)
+        tmux("send-keys", "-t", SESSION, "c")
+        shown = wait_for("Solved!", timeout=300)
+        assert "★★★" in shown
+        tmux("send-keys", "-t", SESSION, "Escape")
+        wait_for("Add question")
+        tmux("send-keys", "-t", SESSION, "Escape")
+        wait_for("Stars: 3")
+        tmux("send-keys", "-t", SESSION, "q")
+        end = time.monotonic() + 20
+        while not done.exists() and time.monotonic() < end:
+            time.sleep(0.1)
+        assert done.exists(), screen()
+        assert done.read_text().strip() == "0"
+        assert "Traceback" not in screen()
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
