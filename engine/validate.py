@@ -1,0 +1,701 @@
+"""Meaning checks for puzzle and circuit files: what `lineup validate` and the game run.
+
+Shape (types, keys) is checked while parsing (``engine.puzzle_schema``). Here:
+
+``check_puzzle(puzzle, doc) -> list[Problem]``
+    Everything that needs no tokenizer: templates and fills agree, roles exist and do not loop,
+    the metric, corruption and questions name real roles, rounds and offered cards, rounds fit
+    the model's layers (GPT-2: 12; a toy: ``n_layer`` from its config.json, no weights read),
+    the given questions belong to the reference solution, hints look rot13-encoded, and the
+    word lists are long enough to sample distinct words.
+``check_tokens(puzzle, doc, tokenizer, label, block) -> list[Problem]``
+    With one model's tokenizer: every fill word is one token in context (saying which are not),
+    every template gives the same number of tokens, roles fall inside the prompt, and each
+    question's responder stands behind its asker.
+``check_circuit(circuit, puzzle, block_name, doc=None) -> list[Problem]``
+    A player's circuit against a puzzle: rounds, roles and cards exist (with "did you mean"),
+    responders stand behind askers.
+``validate_paths(paths, model=None, notes=None) -> list[Problem]``
+    All of the above for files and folders, plus duplicate ids and orders across them.
+``check_reference_with_judge(puzzle, model_spec)``
+    The hook the judge fills in: run the reference solution (must pass) and trivial circuits
+    (must fail). Until then it returns None, which means "not run", never "passed".
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.errors import UsageError
+from engine.puzzle import (
+    CARDS,
+    RoleError,
+    Template,
+    locate,
+    occurrence_of,
+    puzzle_files,
+    resolve_roles,
+    sample,
+)
+from engine.puzzle_schema import (
+    PLACEHOLDER,
+    Circuit,
+    Doc,
+    ModelBlock,
+    Problem,
+    Puzzle,
+    Question,
+    RoleSpec,
+    did_you_mean,
+    one_of,
+    parse_circuit,
+    parse_puzzle,
+    parse_selector,
+    read_yaml,
+)
+
+GPT2_LAYERS = 12
+MIN_HINTS = 2
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass
+class ModelInfo:
+    """What the validator needs to know about a model without loading its weights."""
+
+    spec: str  # the --model value (or "gpt2" / a toy name)
+    block: str | None  # the puzzle block it plays
+    n_layers: int
+    label: str
+    n_positions: int | None = None
+
+    def tokenizer(self) -> Any:
+        from engine.models import load_tokenizer
+
+        return load_tokenizer(self.spec)
+
+
+def toy_config(name: str) -> dict[str, Any] | None:
+    """A bundled toy's config.json, or None when that toy is not built."""
+    from engine.paths import TOYS_DIR
+
+    candidates = [TOYS_DIR / name]
+    if name == "toy" and TOYS_DIR.is_dir():
+        candidates += sorted(p for p in TOYS_DIR.iterdir() if p.is_dir())
+    for folder in candidates:
+        try:
+            return json.loads((folder / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def model_info(spec: str) -> ModelInfo:
+    """Describe a --model value; raises UsageError for an unknown one."""
+    if spec in ("gpt2", "random-gpt2"):
+        return ModelInfo(spec, "gpt2", GPT2_LAYERS, spec, 1024)
+    from engine.paths import TOYS_DIR
+
+    if spec == "toy" or spec.startswith("toy") or (TOYS_DIR / spec).is_dir():
+        config = toy_config(spec)
+        if config is None:
+            raise UsageError(f"no bundled toy model called {spec!r} (is it built? "
+                             "`python -m engine.toys build`)")
+        return ModelInfo(spec, "toy", int(config.get("n_layer", 0)), f"toy model {spec}",
+                         _int_or_none(config.get("n_positions")))
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        try:
+            config = json.loads((path / "config.json").read_text())
+        except (OSError, ValueError):
+            raise UsageError(f"{spec}: not a model directory (no readable config.json)") from None
+        from engine.models import GPT2_SMALL_SHAPE
+
+        small = all(config.get(k) == v for k, v in GPT2_SMALL_SHAPE.items())
+        return ModelInfo(spec, "gpt2" if small else None, int(config.get("n_layer", 0)), spec,
+                         _int_or_none(config.get("n_positions")))
+    raise UsageError(f"unknown model {spec!r}: use gpt2, toy, random-gpt2 or a directory")
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def block_layers(block: ModelBlock) -> int | None:
+    """How many layers the model playing a block has, or None when unknown (toy not built)."""
+    if block.name == "gpt2":
+        return GPT2_LAYERS
+    config = toy_config(block.toy or "toy")
+    return int(config["n_layer"]) if config and isinstance(config.get("n_layer"), int) else None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class _Out:
+    def __init__(self, doc: Doc | None, path: str) -> None:
+        self.doc = doc
+        self.path = path
+        self.problems: list[Problem] = []
+
+    def add(self, at: tuple, message: str, *, key: bool = False) -> None:
+        line, col = self.doc.where(at, key=key) if self.doc else (1, 1)
+        self.problems.append(Problem(self.path, line, col, message))
+
+    def at_question(self, q: Question, at: tuple, field_: str, message: str) -> None:
+        if self.doc and (*at, field_) in self.doc.marks:
+            self.add((*at, field_), message)
+        else:
+            self.problems.append(Problem(self.path, q.line or 1, q.col or 1, message))
+
+
+_COMMON = {"the", "a", "is", "who", "what", "and", "to", "of", "which", "in", "that", "you",
+           "it", "name", "person", "asks", "line", "word", "end", "at", "does", "be"}
+
+
+def looks_plain(hint: str) -> bool:
+    """True when a hint reads as English before rot13 decoding (it was not encoded)."""
+    def score(s: str) -> int:
+        return sum(w in _COMMON for w in re.findall(r"[a-z]+", s.lower()))
+
+    return score(hint) > score(codecs.encode(hint, "rot13"))
+
+
+# --------------------------------------------------------------------------- puzzle checks
+
+
+def check_puzzle(puzzle: Puzzle, doc: Doc | None = None) -> list[Problem]:
+    """Every check that needs no tokenizer (see the module docstring)."""
+    return _static(puzzle, doc)[0]
+
+
+def _static(puzzle: Puzzle, doc: Doc | None) -> tuple[list[Problem], bool]:
+    """The tokenizer-free problems, and whether prompts can be built (so that the tokenizer
+    checks are worth running)."""
+    out = _Out(doc, str(puzzle.path or "<puzzle>"))
+    broken = puzzle.broken
+    templates = _check_templates(puzzle, out) if "prompts" not in broken else []
+    roles_ok = bool(templates) and "roles" not in broken and _check_roles(puzzle, out, templates)
+    roles_known = "roles" not in broken
+    if roles_known and "metric" not in broken:
+        _check_metric(puzzle, out, templates)
+    if roles_known and "corrupt" not in broken:
+        _check_corrupt(puzzle, out, templates)
+    prompt_problems = len(out.problems)
+    if "hints" not in broken:
+        _check_hints(puzzle, out)
+    for name, block in puzzle.models.items():
+        _check_block(puzzle, block, out, roles_known, ("models", name))
+    if "models" not in broken and not puzzle.models and not any(
+            b.startswith("models.") for b in broken):
+        out.add(("models",), "`models` has no gpt2 or toy block")
+    ready = roles_ok and not prompt_problems and not {"metric", "corrupt"} & broken
+    if ready:
+        for split in ("play", "heldout"):
+            try:
+                sample(puzzle, split)
+            except (RoleError, ValueError, KeyError) as exc:
+                out.add(("prompts",), f"cannot sample the {split} prompts: {exc}")
+                ready = False
+                break
+    return out.problems, ready
+
+
+def _check_templates(puzzle: Puzzle, out: _Out) -> list[Template]:
+    spec = puzzle.prompts
+    parsed: list[Template] = []
+    counts = None
+    for i, text in enumerate(spec.templates):
+        at = ("prompts", "templates", i)
+        t = Template.parse(text)
+        rest = PLACEHOLDER.sub("", text)
+        if "{" in rest or "}" in rest:
+            out.add(at, f"template {i + 1} has a brace without its partner")
+            continue
+        bad = False
+        for name in dict.fromkeys(t.occurrences):
+            if name not in spec.fill:
+                out.add(at, f"template {i + 1} uses {{{name}}}, which `fill` does not define"
+                            f"{did_you_mean(name, spec.fill)}")
+                bad = True
+        if not t.occurrences:
+            out.add(at, f"template {i + 1} has no {{FILL}} placeholders")
+            bad = True
+        if bad:
+            continue
+        if counts is None:
+            counts = t.counts()
+        elif t.counts() != counts:
+            out.add(at, f"template {i + 1} uses its fills a different number of times than "
+                        "template 1, so the roles would not line up")
+            continue
+        parsed.append(t)
+    used = {name for t in parsed for name in t.occurrences}
+    for name in spec.fill:
+        if parsed and name not in used:
+            out.add(("prompts", "fill", name), f"fill {name!r} is used by no template", key=True)
+    if len(parsed) != len(spec.templates):
+        return []
+    # enough words to draw distinct ones (fills sharing a list, plus corruption)
+    need: dict[str, int] = {}
+    size: dict[str, tuple[int, str]] = {}
+    for name, source in spec.fill.items():
+        key = source.list if source.list != "inline" else f"inline:{name}"
+        need[key] = need.get(key, 0) + 1
+        size[key] = (len(source.words), name)
+    for key, n in need.items():
+        have, name = size[key]
+        extra = len(puzzle.corrupt.resample) if puzzle.corrupt.distinct else 1
+        if have < n + extra:
+            out.add(("prompts", "fill", name),
+                    f"word list {key.split(':')[-1]!r} has {have} words; this puzzle needs at "
+                    f"least {n + extra} to draw distinct words and corrupt them")
+    return parsed
+
+
+def _check_roles(puzzle: Puzzle, out: _Out, templates: list[Template]) -> bool:
+    ok = True
+
+    def check(spec: RoleSpec | str, at: tuple, name: str, stack: tuple[str, ...]) -> None:
+        nonlocal ok
+        if isinstance(spec, str):
+            if spec not in puzzle.roles:
+                out.add(at, f"role {name}: no role called {spec!r}"
+                            f"{did_you_mean(spec, puzzle.roles)}")
+                ok = False
+            elif spec in stack:
+                out.add(at, f"role {name}: roles refer to each other in a loop "
+                            f"({' -> '.join((*stack, spec))})")
+                ok = False
+            else:
+                check(puzzle.roles[spec], at, name, (*stack, spec))
+            return
+        if spec.kind == "occurrence":
+            fill = spec.fill or ""
+            if fill not in puzzle.prompts.fill:
+                out.add(at, f"role {name}: no fill called {{{fill}}}"
+                            f"{did_you_mean(fill, puzzle.prompts.fill)}")
+                ok = False
+                return
+            for i, t in enumerate(templates):
+                if t.occurrence(fill, spec.nth) is None:
+                    n = t.counts().get(fill, 0)
+                    why = ("it appears more than once: say which (first, second, last)"
+                           if spec.nth == 0 and n > 1 else f"template {i + 1} has it {n} time(s)")
+                    out.add(at, f"role {name}: {spec.text!r} not found: {why}")
+                    ok = False
+                    return
+        elif spec.kind in ("after", "before") and spec.of is not None:
+            check(spec.of, at, name, stack)
+
+    for name, spec in puzzle.roles.items():
+        check(spec, ("roles", name), name, (name,))
+    return ok
+
+
+def _role_ref(puzzle: Puzzle, out: _Out, at: tuple, role: str | None, what: str) -> bool:
+    if role is None or role in puzzle.roles:
+        return True
+    out.add(at, f"{what}: no role called {role!r}{did_you_mean(role, puzzle.roles)}; "
+                f"roles are {one_of(puzzle.roles)}")
+    return False
+
+
+def _check_metric(puzzle: Puzzle, out: _Out, templates: list[Template]) -> None:
+    m = puzzle.metric
+    _role_ref(puzzle, out, ("metric", "at"), m.at, "metric `at`")
+    if m.kind == "logit_diff":
+        a = _role_ref(puzzle, out, ("metric", "logit_diff", "correct"), m.correct, "metric")
+        b = _role_ref(puzzle, out, ("metric", "logit_diff", "wrong"), m.wrong, "metric")
+        if a and b and m.correct == m.wrong:
+            out.add(("metric", "logit_diff"), "metric compares a role with itself")
+    elif m.kind == "logprob":
+        _role_ref(puzzle, out, ("metric", "logprob"), m.correct, "metric")
+    elif _role_ref(puzzle, out, ("metric", "greater_than"), m.correct, "metric"):
+        for t in templates:
+            k = occurrence_of(puzzle, t, m.correct)
+            if not k:
+                out.add(("metric", "greater_than"), f"greater_than: role {m.correct!r} must "
+                                                    "stand on a fill of two-digit numbers")
+                return
+            words = puzzle.prompts.fill[t.occurrences[k[0]]].words
+            bad = [w for w in words if not (len(w) == 2 and w.isdigit())]
+            if bad:
+                out.add(("metric", "greater_than"), "greater_than needs two-digit numbers; "
+                                                    f"not numbers: {', '.join(bad[:5])}")
+                return
+
+
+def _check_corrupt(puzzle: Puzzle, out: _Out, templates: list[Template]) -> None:
+    for i, item in enumerate(puzzle.corrupt.resample):
+        at = ("corrupt", "resample", i)
+        if item.startswith("{") and item.endswith("}"):
+            if item[1:-1].strip() not in puzzle.prompts.fill:
+                out.add(at, f"corrupt: no fill called {item}"
+                            f"{did_you_mean(item[1:-1], puzzle.prompts.fill)}")
+            continue
+        if item not in puzzle.roles:
+            spec = parse_selector(item)
+            if isinstance(spec, str):
+                out.add(at, f"corrupt: {item!r} is neither a role{did_you_mean(item, puzzle.roles)}"
+                            " nor a selector like `first {A}`")
+                continue
+        for t in templates:
+            if not occurrence_of(puzzle, t, item):
+                out.add(at, f"corrupt: {item!r} does not stand on a fill word, so it cannot be "
+                            "resampled")
+                break
+
+
+def _check_hints(puzzle: Puzzle, out: _Out) -> None:
+    if len(puzzle.hints) < MIN_HINTS:
+        out.add(("hints",), f"give at least {MIN_HINTS} hints (there are {len(puzzle.hints)})")
+    for i, hint in enumerate(puzzle.hints):
+        if looks_plain(hint):
+            out.add(("hints", i), f"hint {i + 1} reads as plain English: write it in rot13 "
+                                  "(python -c \"import codecs; print(codecs.encode('...', "
+                                  "'rot13'))\")")
+
+
+def _check_block(puzzle: Puzzle, block: ModelBlock, out: _Out, roles_ok: bool,
+                 at: tuple) -> None:
+    layers = block_layers(block)
+    previous: tuple[str, int] | None = None
+    for name, (lo, hi) in block.rounds.items():
+        where = (*at, "rounds", name)
+        if layers is not None and hi >= layers:
+            out.add(where, f"round {name!r} reaches layer {hi}, but the {block.name} model has "
+                           f"layers 0-{layers - 1}")
+        if previous is not None and lo <= previous[1]:
+            out.add(where, f"round {name!r} starts at layer {lo}, inside or before round "
+                           f"{previous[0]!r} (rounds go in order and do not overlap)")
+        previous = (name, hi)
+    for field_, questions in (("solution", block.solution), ("given", block.given)):
+        seen = set()
+        for i, q in enumerate(questions):
+            qat = (*at, field_, i)
+            check_question(puzzle, block, q, out, qat, offered_only=True, roles_ok=roles_ok)
+            if q in seen:
+                out.add(qat, f"{field_} lists the question {q} twice")
+            seen.add(q)
+            if field_ == "given" and q not in block.solution:
+                out.add(qat, f"given question {q} is not in the {block.name} reference solution")
+    if not block.solution:
+        out.add((*at, "solution"), "the reference solution is empty")
+
+
+def check_question(puzzle: Puzzle, block: ModelBlock, q: Question, out: _Out, at: tuple, *,
+                   offered_only: bool, roles_ok: bool = True) -> None:
+    if q.round not in block.rounds:
+        out.at_question(q, at, "round", f"no round called {q.round!r}"
+                                        f"{did_you_mean(q.round, block.rounds)}; the "
+                                        f"{block.name} rounds are {one_of(block.rounds)}")
+    if roles_ok:
+        for field_, role in (("asker", q.asker), ("responder", q.responder)):
+            if role is not None and role not in puzzle.roles:
+                out.at_question(q, at, field_, f"{field_}: no role called {role!r}"
+                                f"{did_you_mean(role, puzzle.roles)}; roles are "
+                                f"{one_of(puzzle.roles)}")
+    card = CARDS.get(q.card)
+    if card is None:
+        out.at_question(q, at, "card", f"unknown card {q.card!r}{did_you_mean(q.card, CARDS)}; "
+                                       f"this puzzle offers {one_of(puzzle.cards)}")
+        return
+    if offered_only and "cards" not in puzzle.broken and q.card not in puzzle.cards:
+        out.at_question(q, at, "card", f"card {q.card!r} is not offered by this puzzle"
+                                       f"{did_you_mean(q.card, puzzle.cards)}; it offers "
+                                       f"{one_of(puzzle.cards)}")
+    if card.responder and q.responder is None:
+        out.at_question(q, at, "card", f"card {q.card!r} is a question: say who answers it "
+                                       "(`responder`)")
+    if not card.responder and q.responder not in (None, q.asker):
+        out.at_question(q, at, "responder", f"card {q.card!r} is not a question: nobody answers "
+                                            "it, so leave out `responder`")
+
+
+# --------------------------------------------------------------------------- tokenizer checks
+
+_WORD_CACHE: dict[tuple, bool] = {}
+
+
+_TOKENIZERS: dict[str, Any] = {}
+
+
+def tokenizer_for(info: ModelInfo) -> Any:
+    """A model's tokenizer, loaded once per process."""
+    if info.spec not in _TOKENIZERS:
+        _TOKENIZERS[info.spec] = info.tokenizer()
+    return _TOKENIZERS[info.spec]
+
+
+def _fits(tokenizer: Any, label: str, template: Template, base: list[str], fill: str,
+          word: str) -> bool:
+    """Is ``word`` one token at every occurrence of ``fill`` in ``template`` (other fills from
+    ``base``)? Cached per model (``label``) and tokenizer object."""
+    key = (label, id(tokenizer), template.text, tuple(base), fill, word)
+    if key not in _WORD_CACHE:
+        words = [word if f == fill else w for f, w in zip(template.occurrences, base, strict=True)]
+        text, spans = template.render(words)
+        mine = [span for f, span in zip(template.occurrences, spans, strict=True) if f == fill]
+        _, positions = locate(tokenizer, text, mine)
+        _WORD_CACHE[key] = all(p is not None for p in positions)
+        if len(_WORD_CACHE) > 200_000:
+            _WORD_CACHE.clear()
+    return _WORD_CACHE[key]
+
+
+def _base_fills(puzzle: Puzzle) -> dict[str, str] | None:
+    """A fixed word per fill (distinct within a list), so checks are shared across puzzles."""
+    taken: dict[str, set[str]] = {}
+    out = {}
+    for name, source in puzzle.prompts.fill.items():
+        key = source.list if source.list != "inline" else f"inline:{name}"
+        pool = [w for w in source.words if w not in taken.setdefault(key, set())]
+        if not pool:
+            return None
+        out[name] = pool[0]
+        taken[key].add(pool[0])
+    return out
+
+
+def check_tokens(puzzle: Puzzle, doc: Doc | None, tokenizer: Any, label: str,
+                 block: ModelBlock | None, n_positions: int | None = None) -> list[Problem]:
+    """Checks that need one model's tokenizer; see the module docstring. With
+    ``n_positions``, prompts must also fit the model's context."""
+    out = _Out(doc, str(puzzle.path or "<puzzle>"))
+    templates = [Template.parse(t) for t in puzzle.prompts.templates]
+    first = _base_fills(puzzle)
+    if first is None:
+        out.add(("prompts",), "word lists are too short to fill the templates")
+        return out.problems
+    lengths: list[int] = []
+    layouts: list[tuple[list[int | None], int]] = []
+    for i, t in enumerate(templates):
+        base = [first[f] for f in t.occurrences]
+        text, spans = t.render(base)
+        ids, positions = locate(tokenizer, text, spans)
+        lengths.append(len(ids))
+        layouts.append((positions, len(ids)))
+        for fill, source in puzzle.prompts.fill.items():
+            if fill not in t.occurrences:
+                continue
+            bad = [w for w in source.words if not _fits(tokenizer, label, t, base, fill, w)]
+            if bad:
+                shown = ", ".join(repr(w) for w in bad[:8]) + (" ..." if len(bad) > 8 else "")
+                out.add(("prompts", "fill", fill),
+                        f"fill {fill!r} ({source.list}): {len(bad)} word(s) are not one {label} "
+                        f"token in template {i + 1}: {shown}")
+    if n_positions is not None and lengths and max(lengths) > n_positions:
+        out.add(("prompts", "templates"), f"prompts are {max(lengths)} {label} tokens long, "
+                                          f"but the model reads at most {n_positions}")
+    if len(set(lengths)) > 1:
+        out.add(("prompts", "templates"),
+                f"templates give different numbers of {label} tokens "
+                f"({', '.join(str(n) for n in lengths)}), so roles would not line up")
+    if puzzle.metric.kind == "greater_than":
+        from engine.puzzle import number_token_ids
+
+        missing = sorted(set(range(100)) - set(number_token_ids(tokenizer)))
+        if missing:
+            out.add(("metric",), f"greater_than: the numbers {missing[:5]} are not single "
+                                 f"{label} tokens")
+    if out.problems:
+        return out.problems
+    for i, (t, (positions, n)) in enumerate(zip(templates, layouts, strict=True)):
+        try:
+            where = resolve_roles(puzzle, t, positions, n)
+        except RoleError as exc:
+            out.add(("roles",), f"template {i + 1}: {exc}")
+            return out.problems
+        if block is None:
+            continue
+        for field_ in ("solution", "given"):
+            for j, q in enumerate(getattr(block, field_)):
+                if q.responder and q.asker in where and q.responder in where \
+                        and where[q.responder] > where[q.asker]:
+                    out.at_question(q, ("models", block.name, field_, j), "responder",
+                                    _behind_message(q, t, i))
+    return out.problems
+
+
+def _behind_message(q: Question, t: Template, i: int) -> str:
+    return (f"{q.responder} stands in front of {q.asker} (template {i + 1}): a question is "
+            "heard only by the people behind the asker")
+
+
+# --------------------------------------------------------------------------- circuits
+
+
+def check_circuit(circuit: Circuit, puzzle: Puzzle, block_name: str, doc: Doc | None = None,
+                  tokenizer: Any = None) -> list[Problem]:
+    """Check a circuit against a puzzle for one model block (rounds are per block)."""
+    out = _Out(doc, str(circuit.path or "<circuit>"))
+    if circuit.puzzle != puzzle.id:
+        out.add(("puzzle",), f"this circuit is for {circuit.puzzle!r}, not {puzzle.id!r}")
+    block = puzzle.block(block_name)
+    if block is None:
+        out.add(("puzzle",), f"puzzle {puzzle.id!r} is locked for the {block_name} model")
+        return out.problems
+    seen = set()
+    for i, q in enumerate(circuit.questions):
+        at = ("questions", i)
+        check_question(puzzle, block, q, out, at, offered_only=True)
+        if q in seen:
+            out.add(at, f"the question {q} is placed twice")
+        seen.add(q)
+    if tokenizer is not None and not out.problems:
+        ps = puzzle.build_prompts(tokenizer)
+        for i, q in enumerate(circuit.questions):
+            if q.responder and any(r > a for r, a in zip(ps.roles[q.responder],
+                                                         ps.roles[q.asker], strict=True)):
+                out.at_question(q, ("questions", i), "responder",
+                                f"{q.responder} stands in front of {q.asker}: a question is "
+                                "heard only by the people behind the asker")
+    return out.problems
+
+
+# --------------------------------------------------------------------------- the judge hook
+
+
+def check_reference_with_judge(puzzle: Puzzle, model_spec: str) -> list[Problem] | None:
+    """HOOK for the judge issue: grade the puzzle's reference solution on ``model_spec`` (it
+    must pass) and a few trivial circuits (empty; every card on the last token) that must fail,
+    returning a Problem for each surprise. Returns None while the judge is not wired in, which
+    callers report as "not run" (never as a pass)."""
+    return None
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def _expand(paths: Iterable[str | Path]) -> list[Path]:
+    files: list[Path] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            files.extend(puzzle_files(path))
+        else:
+            files.append(path)
+    return files
+
+
+def _is_circuit(doc: Doc) -> bool:
+    data = doc.data
+    return isinstance(data, dict) and "questions" in data and "prompts" not in data
+
+
+def validate_paths(paths: Iterable[str | Path], model: str | None = None,
+                   notes: list[str] | None = None) -> list[Problem]:
+    """Check puzzle files (and circuit files, against their puzzle). Folders are searched for
+    *.yaml. With ``model``, only that model's block is checked, with its tokenizer and layer
+    count; without, every block is checked against its own model (toy blocks only when the
+    toy is built). Remarks that are not problems go to ``notes``."""
+    notes = notes if notes is not None else []
+    info = model_info(model) if model else None
+    if info is not None and info.block is None:
+        raise UsageError(f"model {model} is not GPT-2 small shaped and is not a bundled toy, "
+                         "so it plays no puzzle block")
+    problems: list[Problem] = []
+    seen_ids: dict[str, str] = {}
+    seen_orders: dict[tuple[str, int], str] = {}
+    for path in _expand(paths):
+        doc = read_yaml(path)
+        if _is_circuit(doc):
+            problems.extend(_validate_circuit_file(doc, info))
+            continue
+        puzzle, found = parse_puzzle(doc)
+        problems.extend(found)
+        if puzzle is None:
+            continue
+        static, ready = _static(puzzle, doc)
+        problems.extend(static)
+        if puzzle.id and puzzle.id in seen_ids:
+            problems.append(Problem(str(path), *doc.where(("id",)),
+                                    f"id {puzzle.id!r} is also used by {seen_ids[puzzle.id]}"))
+        if puzzle.id:
+            seen_ids.setdefault(puzzle.id, str(path))
+        key = (puzzle.ladder, puzzle.order)
+        if not {"ladder", "order"} & puzzle.broken:
+            if key in seen_orders:
+                problems.append(Problem(str(path), *doc.where(("order",)),
+                                        f"{puzzle.ladder} ladder already has order "
+                                        f"{puzzle.order} ({seen_orders[key]})"))
+            seen_orders.setdefault(key, str(path))
+        if not ready:
+            continue
+        for block_name, spec in _targets(puzzle, info, notes):
+            block = puzzle.block(block_name)
+            if block is None:
+                notes.append(f"{path}: no {block_name} block, so the puzzle is locked for {spec}")
+                continue
+            target = model_info(spec) if info is None else info
+            problems.extend(check_tokens(puzzle, doc, tokenizer_for(target), spec, block,
+                                         target.n_positions))
+            if info is not None:
+                verdict = check_reference_with_judge(puzzle, info.spec)
+                if verdict is None:
+                    msg = ("reference solutions were not graded: the judge is not wired in yet "
+                           "(engine.validate.check_reference_with_judge)")
+                    if msg not in notes:
+                        notes.append(msg)
+                else:
+                    problems.extend(verdict)
+    return sorted(set(problems), key=lambda p: (p.path, p.line, p.col, p.message))
+
+
+def _targets(puzzle: Puzzle, info: ModelInfo | None, notes: list[str]) -> list[tuple[str, str]]:
+    """(block, model spec) pairs to check a puzzle's tokens against."""
+    if info is not None:
+        return [(info.block or "", info.spec)]
+    out = []
+    for name, block in puzzle.models.items():
+        if name == "gpt2":
+            out.append(("gpt2", "gpt2"))
+        else:
+            toy = block.toy or "toy"
+            if toy_config(toy) is None:
+                msg = f"toy model {toy!r} is not built: toy blocks were checked without it"
+                if msg not in notes:
+                    notes.append(msg)
+            else:
+                out.append(("toy", toy))
+    return out
+
+
+def _block_of(model: str | None) -> str | None:
+    """The block a circuit's ``model:`` names (gpt2, random-gpt2 -> gpt2; toy* -> toy)."""
+    if not model:
+        return None
+    if model in ("gpt2", "random-gpt2"):
+        return "gpt2"
+    return "toy" if model.startswith("toy") else None
+
+
+def _validate_circuit_file(doc: Doc, info: ModelInfo | None) -> list[Problem]:
+    from engine.puzzle import PuzzleError, find_puzzle
+
+    circuit, problems = parse_circuit(doc)
+    if circuit is None or problems:
+        return problems
+    try:
+        puzzle = find_puzzle(circuit.puzzle)
+    except (UsageError, PuzzleError) as exc:
+        return [Problem(doc.path, *doc.where(("puzzle",)), str(exc))]
+    block = info.block if info else _block_of(circuit.model)
+    blocks = [block] if block else list(puzzle.models)
+    # a circuit without `model:` passes when it fits any block the puzzle has
+    if not block:
+        results = [check_circuit(circuit, puzzle, b, doc) for b in blocks]
+        return [] if any(not r for r in results) else min(results, key=len)
+    found: list[Problem] = []
+    for b in blocks:
+        found.extend(check_circuit(circuit, puzzle, b or "", doc))
+    return found

@@ -1,0 +1,64 @@
+"""`lineup validate PATH... [--model M]`: check puzzle (and circuit) files.
+
+Prints every problem as ``file:line:col: message`` on stdout (the data), a one-line summary
+and any notes on stderr. Exit 0 when clean, 1 when problems were found, 2 for usage errors
+(a path that does not exist, an unknown model).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from game.output import Exit, add_json_option, add_model_option, emit_json, error, note
+
+HELP = "check puzzle files: shape, roles, rounds, tokens (exit 0 ok, 1 problems)"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "validate",
+        help=HELP,
+        description=(
+            "Check puzzle files (or folders of them, or a player's circuit file) and report "
+            "every problem as file:line:col: message. With --model, check the puzzle against "
+            "that model's tokenizer and layer count."
+        ),
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="puzzle files or folders")
+    add_model_option(parser)
+    add_json_option(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        return error(f"no such file or folder: {', '.join(missing)}")
+    from engine.validate import _expand, validate_paths
+
+    files = _expand(args.paths)
+    if not files:
+        return error(f"no puzzle files (*.yaml) in {', '.join(args.paths)}")
+    notes: list[str] = []
+    problems = validate_paths(args.paths, model=args.model, notes=notes)
+    for text in notes:
+        note(text)
+    if args.json:
+        emit_json({
+            "files": [str(f) for f in files],
+            "problems": [
+                {"path": p.path, "line": p.line, "col": p.col, "message": p.message}
+                for p in problems
+            ],
+        })
+    else:
+        for p in problems:
+            print(p)
+    bad_files = len({p.path for p in problems})
+    if problems:
+        note(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {bad_files} of "
+             f"{len(files)} file{'s' if len(files) != 1 else ''}")
+        return Exit.NO
+    note(f"{len(files)} file{'s' if len(files) != 1 else ''} OK")
+    return Exit.OK
