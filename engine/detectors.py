@@ -139,8 +139,12 @@ def copy_scores(
             if bias is not None:
                 logits = logits + bias[compared]
             own = logits[:, rows, rows][..., None]  # sample i is compared[i]
-            out[0, layer] = ((logits > own).sum(-1) < COPY_TOP_K).float().mean(-1).cpu()
-            out[1, layer] = ((logits < own).sum(-1) < COPY_TOP_K).float().mean(-1).cpu()
+            # Ties count against the token (>=, minus itself), so a head that writes nothing,
+            # giving every token the same logit, never looks like a copier.
+            at_least = (logits >= own).sum(-1) - 1
+            at_most = (logits <= own).sum(-1) - 1
+            out[0, layer] = (at_least < COPY_TOP_K).float().mean(-1).cpu()
+            out[1, layer] = (at_most < COPY_TOP_K).float().mean(-1).cpu()
     return out
 
 

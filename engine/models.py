@@ -343,7 +343,9 @@ def _from_dir(path: Path, name: str, kind: str, label: str, device: str) -> Load
     if not weights:
         raise ModelError(f"{path}: no weights ({' or '.join(GPT2_WEIGHT_FILES)})")
     from transformers import GPT2LMHeadModel
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # loading is quick; its bar would clutter every command
     try:
         model = GPT2LMHeadModel.from_pretrained(
             str(path), local_files_only=True, attn_implementation="eager"
