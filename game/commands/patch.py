@@ -1,0 +1,114 @@
+"""`lineup patch`: the head-patching grid for a puzzle's metric (which heads carry it)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from game.output import Exit, add_json_option, add_model_option, emit_json, note
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "patch",
+        help="the head-patching grid for a puzzle's metric",
+        description="Denoising activation patching: run the corrupted prompts, patch in one "
+        "head's output from the clean prompts (all positions), and read the puzzle's metric "
+        "at the last token, for every head. Heads that bring the metric back toward the clean "
+        "value carry the task.",
+    )
+    parser.add_argument("puzzle", metavar="PUZZLE", help="puzzle id or puzzle file")
+    parser.add_argument("--count", type=int, default=None, metavar="N",
+                        help="use the first N play prompts (default: all)")
+    add_model_option(parser)
+    add_json_option(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    import torch
+
+    from engine.errors import UsageError
+    from engine.interventions import head_patch_grid
+    from engine.judge import LastMetric, load_for
+    from engine.models import pad_rows
+    from engine.puzzle import PuzzleError, find_puzzle
+
+    try:
+        puzzle = find_puzzle(args.puzzle)
+    except PuzzleError as exc:
+        for problem in exc.problems:
+            print(str(problem), file=sys.stderr)
+        return Exit.ERROR
+    if args.count is not None and args.count < 1:
+        raise UsageError("--count must be at least 1")
+    t0 = time.perf_counter()
+    lm = load_for(puzzle, args.model, args.device)
+    load_s = time.perf_counter() - t0
+    if lm.kind == "random-gpt2":
+        note(lm.label)
+    t1 = time.perf_counter()
+    ps = puzzle.build_prompts(lm.tokenizer, "play")
+    n = len(ps) if args.count is None else min(args.count, len(ps))
+    keep = list(range(n))
+    for name in ("texts", "corrupted", "token_ids", "corrupted_ids", "tokens", "correct",
+                 "wrong", "templates", "fills"):
+        setattr(ps, name, [getattr(ps, name)[i] for i in keep if i < len(getattr(ps, name))])
+    ps.roles = {k: v[:n] for k, v in ps.roles.items()}
+    if any(a != len(ids) - 1 for a, ids in zip(ps.at, ps.token_ids, strict=True)):
+        raise UsageError(f"{puzzle.id}: the metric is not read at the last token; "
+                         "the patching grid needs it there")
+    clean = pad_rows(ps.token_ids, device=lm.device)
+    corrupted = pad_rows(ps.corrupted_ids, device=lm.device)
+    metric = LastMetric(ps)
+    with torch.inference_mode():
+        from engine.hooks import forward
+
+        clean_metric = float(metric(forward(lm, clean, logits="last").logits).mean())
+        corrupted_metric = float(metric(forward(lm, corrupted, logits="last").logits).mean())
+    show = not args.json and sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if show:
+            sys.stderr.write(f"\r\033[Klineup: patching layer {done}/{total}")
+            sys.stderr.flush()
+
+    grid = head_patch_grid(lm, corrupted, clean, metric, progress=progress)
+    if show:
+        sys.stderr.write("\r\033[K")
+    timing = {"model_load": round(load_s, 4), "patching": round(time.perf_counter() - t1, 4)}
+    decode = lm.tokenizer.decode
+    answers = [[decode(c[:1]) if c else None, decode(w[:1]) if w else None]
+               for c, w in zip(ps.correct, ps.wrong, strict=True)]
+    if args.json:
+        emit_json({
+            "puzzle": puzzle.id, "model": lm.name, "metric": ps.metric.kind,
+            "prompts": ps.texts, "corrupted": ps.corrupted, "answers": answers,
+            "clean_metric": clean_metric, "corrupted_metric": corrupted_metric,
+            "effects": [[round(float(v), 5) for v in row] for row in grid],
+            "timing_s": timing,
+        })
+        return Exit.OK
+    from rich.console import Console
+    from rich.table import Table
+
+    gap = clean_metric - corrupted_metric
+    table = Table(title=f"{puzzle.id}: {ps.metric.kind} with one head's clean output patched "
+                  f"into the corrupted run ({n} prompts, {lm.label})", title_justify="left")
+    table.add_column("layer", justify="right")
+    for h in range(lm.n_heads):
+        table.add_column(f"h{h}", justify="right")
+    for layer, row in enumerate(grid):
+        cells = []
+        for v in row.tolist():
+            frac = (v - corrupted_metric) / gap if abs(gap) > 1e-9 else 0.0
+            style = "bold green" if frac >= 0.2 else ("red" if frac <= -0.2 else "")
+            cells.append(f"[{style}]{v:.2f}[/]" if style else f"{v:.2f}")
+        table.add_row(str(layer), *cells)
+    console = Console()
+    console.print(table)
+    console.print(f"clean {clean_metric:.3f}, corrupted {corrupted_metric:.3f} "
+                  "(each cell: the metric with that head restored)", highlight=False)
+    return Exit.OK

@@ -1,0 +1,101 @@
+"""`lineup check`, `grade` and `patch` through the real entry point (python -m game)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.models import toy_names
+
+pytestmark = pytest.mark.skipif(not toy_names(), reason="no bundled toy model built yet")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def lineup(tmp_path, *args):
+    env = {**os.environ, "LINEUP_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
+    return subprocess.run([sys.executable, "-m", "game", *args], capture_output=True,
+                          text=True, cwd=ROOT, env=env, timeout=600)
+
+
+def circuit(path: Path, puzzle: str, questions) -> Path:
+    from engine.puzzle import Circuit
+
+    path.write_text(Circuit(puzzle, list(questions)).to_yaml())
+    return path
+
+
+@pytest.fixture(scope="module")
+def puzzle():
+    from engine.puzzle import find_puzzle
+
+    return find_puzzle("induction-two-step")
+
+
+def test_check_exit_codes_and_json(tmp_path, puzzle):
+    solution = puzzle.models["toy"].solution
+    good = circuit(tmp_path / "good.yaml", puzzle.id, solution)
+    half = circuit(tmp_path / "half.yaml", puzzle.id, [q for q in solution
+                                                        if q.card == "induction"])
+    done = lineup(tmp_path, "check", puzzle.id, str(good), "--model", "toy", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    for key in ("version", "puzzle", "model", "solved", "stars", "faithfulness",
+                "heldout_faithfulness", "questions", "timing_s"):
+        assert key in report
+    assert report["stars"] == 3 and report["solved"] is True
+    assert {"verdict", "heads", "message"} <= set(report["questions"][0])
+    assert "model_load" in report["timing_s"]
+    not_solved = lineup(tmp_path, "check", puzzle.id, str(half), "--model", "toy")
+    assert not_solved.returncode == 1, not_solved.stderr
+    assert "faithfulness" in not_solved.stdout
+
+
+def test_check_errors_exit_2_with_located_messages(tmp_path, puzzle):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("puzzle: x\nquestions:\n  - {round: [oops\n")
+    done = lineup(tmp_path, "check", puzzle.id, str(broken), "--model", "toy")
+    assert done.returncode == 2
+    assert f"{broken}:" in done.stderr and "Traceback" not in done.stderr
+    unknown = lineup(tmp_path, "check", "no-such-puzzle", str(broken))
+    assert unknown.returncode == 2 and "lineup: error:" in unknown.stderr
+    good = circuit(tmp_path / "c.yaml", "ioi-backup-and-negative", [])
+    locked = lineup(tmp_path, "check", "ioi-backup-and-negative", str(good), "--model", "toy")
+    assert locked.returncode == 2 and "locked" in locked.stderr
+
+
+def test_grade_folder_with_a_broken_file(tmp_path, puzzle):
+    folder = tmp_path / "class"
+    folder.mkdir()
+    circuit(folder / "alice.yaml", puzzle.id, puzzle.models["toy"].solution)
+    circuit(folder / "bob.yml", puzzle.id, [])
+    (folder / "carol.yaml").write_text("questions: {not: a list\n")
+    (folder / "notes.txt").write_text("ignored")
+    out = tmp_path / "grades.csv"
+    done = lineup(tmp_path, "grade", puzzle.id, str(folder), "--model", "toy", "--csv", str(out))
+    assert done.returncode == 0, done.stderr
+    rows = {r["file"]: r for r in csv.DictReader(out.open())}
+    assert set(rows) == {"alice.yaml", "bob.yml", "carol.yaml"}
+    assert rows["alice.yaml"]["stars"] == "3"
+    assert rows["bob.yml"]["stars"] == "0"
+    assert rows["carol.yaml"]["stars"] == "" and "carol.yaml" in rows["carol.yaml"]["problems"]
+
+
+def test_patch_json(tmp_path):
+    done = lineup(tmp_path, "patch", "ioi-whole-circuit", "--model", "toy", "--count", "4",
+                  "--json")
+    assert done.returncode == 0, done.stderr
+    grid = json.loads(done.stdout)
+    for key in ("prompts", "corrupted", "answers", "clean_metric", "corrupted_metric",
+                "effects", "timing_s"):
+        assert key in grid
+    assert len(grid["prompts"]) == 4 and len(grid["answers"][0]) == 2
+    assert len(grid["effects"]) == 4 and len(grid["effects"][0]) == 4
+    # the toy's name mover 3.2 alone restores most of the clean logit difference
+    assert grid["effects"][3][2] > grid["corrupted_metric"] + 0.5 * (
+        grid["clean_metric"] - grid["corrupted_metric"])
