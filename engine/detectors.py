@@ -61,7 +61,7 @@ def candidate_token_ids(lm: LoadedModel) -> torch.Tensor:
 
 
 def repeated_random_tokens(
-    lm: LoadedModel, *, n_sequences: int = 16, half: int | None = None, seed: int = 0
+    lm: LoadedModel, *, n_sequences: int = 8, half: int | None = None, seed: int = 0
 ) -> tuple[torch.Tensor, int, int]:
     """[n_sequences, prefix + 2*half] ids: an optional BOS, then a random half twice.
     Returns (ids, prefix length, half length)."""
@@ -82,7 +82,7 @@ def repeated_random_tokens(
     return torch.stack(rows), prefix, half
 
 
-def attention_scores(lm: LoadedModel, *, n_sequences: int = 16, seed: int = 0) -> torch.Tensor:
+def attention_scores(lm: LoadedModel, *, n_sequences: int = 8, seed: int = 0) -> torch.Tensor:
     """[3, layer, head]: previous-token, duplicate-token and induction scores."""
     import torch
 

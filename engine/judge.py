@@ -22,7 +22,8 @@ in ``docs/how-grading-works.md``; in short:
 3. Faithfulness: every head that no confirmed question uses is mean-ablated (means over the
    corrupted prompts, per template and position; MLPs stay).
    ``F = (m(circuit) - m(no heads)) / (m(full) - m(no heads))``: 0 for an empty circuit, 1
-   for the full model. Computed on the play prompts and on the held-out prompts.
+   for the full model. Computed on the play prompts, and on the held-out prompts once the
+   play prompts pass (held-out prompts can only confirm a pass; otherwise it is None).
 4. Minimality: a confirmed question whose heads can be dropped (mean-ablated) losing less
    than ``NEED_LOSS`` of faithfulness, without falling below the pass line, is "not-needed".
 5. Stars: 1 = at least one question, none invalid, and every question confirmed or
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     from engine.models import LoadedModel, Tokens
     from engine.puzzle import Circuit, ModelBlock, PromptSet, Puzzle, Question
 
-JUDGE_VERSION = "1"
+JUDGE_VERSION = "2"
 
 # ---- thresholds (documented in docs/how-grading-works.md) ----------------------------------
 UNIFORM_MULT = 2.0
@@ -130,7 +131,7 @@ class Report:
     metric_full: float
     metric_corrupted: float
     faithfulness: float
-    heldout_faithfulness: float
+    heldout_faithfulness: float | None  # None: not measured, the play prompts did not pass
     pass_line: float
     questions: list[QuestionReport]
     problems: list[str]
@@ -344,13 +345,28 @@ def _build_split(lm: LoadedModel, ps: PromptSet, split: _Split, *, play: bool,
             grad_in = resid_at.detach().clone().requires_grad_(True)
         del run
         # every head ablated: the floor of faithfulness
-        out["ablated"] = _run_metric(lm, split, [(frozenset(_all_heads(lm)), (), ())],
-                                     means=out["means"])[0].cpu()
+        out["ablated"] = _all_heads_ablated_metric(lm, split, out["means"]).cpu()
     if play:
         with torch.enable_grad():
             (grad,) = torch.autograd.grad(split.metric(grad_in).sum(), grad_in)
         out["grad_at"] = grad.detach()  # [N, d_model]: d metric / d final resid
     return out
+
+
+def _all_heads_ablated_metric(lm: LoadedModel, split: _Split,
+                              means: torch.Tensor) -> torch.Tensor:
+    """Per-prompt metric with every head mean-ablated. No head reads anything then, so each
+    layer is just its mean head outputs plus its MLP: attention is never computed."""
+    import torch
+
+    from engine.hooks import block_tail
+
+    transformer = lm.model.transformer
+    ids = split.tokens.ids
+    x = transformer.wte(ids) + transformer.wpe(torch.arange(ids.shape[1], device=ids.device))
+    for layer in range(lm.n_layers):
+        x = block_tail(lm, layer, x, means[layer])
+    return split.metric(_resid_at(x, split.at))
 
 
 def _all_heads(lm: LoadedModel) -> list[tuple[int, int]]:
@@ -521,9 +537,9 @@ def _head_scores(lm: LoadedModel) -> dict[str, Any]:
 
 class _Judge:
     def __init__(self, puzzle: Puzzle, block: ModelBlock, lm: LoadedModel, play: _Split,
-                 heldout: _Split, heads: dict[str, Any], roles: list[str]) -> None:
+                 heads: dict[str, Any], roles: list[str]) -> None:
         self.puzzle, self.block, self.lm = puzzle, block, lm
-        self.play, self.heldout = play, heldout
+        self.play = play
         self.scores = heads["scores"]
         self.heads_data = heads
         self.roles = roles
@@ -862,21 +878,18 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
     step("prompts", 0.0)
     roles = list(puzzle.roles)
     ps_play = puzzle.build_prompts(lm.tokenizer, "play")
-    ps_held = puzzle.build_prompts(lm.tokenizer, "heldout")
     timing["prompts"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
     step("runs", 0.05)
     play, cached_play = _load_split(lm, ps_play, roles, play=True, cancelled=cancelled)
-    step("runs", 0.4)
-    heldout, cached_held = _load_split(lm, ps_held, roles, play=False, cancelled=cancelled)
-    step("runs", 0.7)
+    step("runs", 0.5)
     heads = _head_scores(lm)
     timing["runs"] = time.perf_counter() - t1
-    timing["cached"] = 1.0 if (cached_play and cached_held) else 0.0
+    timing["cached"] = 1.0 if cached_play else 0.0
 
     t2 = time.perf_counter()
-    judge = _Judge(puzzle, block, lm, play, heldout, heads, roles)
+    judge = _Judge(puzzle, block, lm, play, heads, roles)
     problems: list[str] = []
     if circuit.puzzle and circuit.puzzle != puzzle.id:
         problems.append(f"this circuit is for {circuit.puzzle!r}, not {puzzle.id!r}")
@@ -914,9 +927,23 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
     step("faithfulness", 0.9)
     keep = {h for hs in used for h in hs}
     faith = judge.faithfulness(play, keep)
-    faith_held = judge.faithfulness(heldout, keep)
     pass_line = block.thresholds.faithfulness
     held_line = block.thresholds.heldout_faithfulness
+    holds = bool(reports) and all(r.holds for r in reports)
+
+    # Held-out prompts can only confirm a pass, so they are run only once the play prompts
+    # pass; otherwise their faithfulness is not measured (None).
+    splits = [play]
+    faith_held: float | None = None
+    if holds and faith >= pass_line:
+        t3 = time.perf_counter()
+        step("held-out prompts", 0.92)
+        ps_held = puzzle.build_prompts(lm.tokenizer, "heldout")
+        heldout, cached_held = _load_split(lm, ps_held, roles, play=False, cancelled=cancelled)
+        splits.append(heldout)
+        timing["cached"] = 1.0 if (cached_play and cached_held) else 0.0
+        faith_held = judge.faithfulness(heldout, keep)
+        timing["heldout"] = time.perf_counter() - t3
 
     # minimality: drop each confirmed question (its heads no other question uses)
     drops = []
@@ -939,21 +966,20 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
             rep.message = (f"{rep.message}; but dropping it costs nothing: faithfulness "
                            f"{without:.2f} without it, {faith:.2f} with it")
 
-    holds = bool(reports) and all(r.holds for r in reports)
     stars = 0
     if holds:
         stars = 1
         if faith >= pass_line:
             stars = 2
             spare = [r for r in reports if r.verdict == "not-needed" and not r.given]
-            if faith_held >= held_line and not spare:
+            if faith_held is not None and faith_held >= held_line and not spare:
                 stars = 3
     if problems and any("is for" in p for p in problems):
         stars = 0
     if stars >= 1 and faith < pass_line:
         problems.append(f"faithfulness {faith:.2f} is below the pass line {pass_line:.2f}: "
                         "a step is missing")
-    elif stars == 2 and faith_held < held_line:
+    elif stars == 2 and faith_held is not None and faith_held < held_line:
         problems.append(f"held-out faithfulness {faith_held:.2f} is below "
                         f"{held_line:.2f}: the circuit fits the play prompts only")
     timing["judging"] = time.perf_counter() - t2
@@ -962,7 +988,7 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
     # write back what this check learnt (new patched runs), atomically
     from engine import cache
 
-    for split in (play, heldout):
+    for split in splits:
         if split.dirty:
             cache.save("judge", split.key, split.data)
             split.dirty = False

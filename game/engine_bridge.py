@@ -18,8 +18,10 @@ import os
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from engine.judge import HeadEvidence, QuestionReport, Report  # plain dataclasses, no torch
 
 if TYPE_CHECKING:
     from engine.puzzle import Puzzle, Question
@@ -292,45 +294,6 @@ def _metric(puzzle: Puzzle, ps: Any, n: int) -> Callable[[Any], Any]:
 # --------------------------------------------------------------------------- the fake engine
 
 
-@dataclass
-class FakeHead:
-    head: str
-    layer: int
-    index: int
-    attention: float
-    detector: float
-    effect: float
-
-
-@dataclass
-class FakeQuestionReport:
-    round: str
-    asker: str
-    card: str
-    responder: str | None
-    given: bool
-    verdict: str
-    message: str
-    heads: list[FakeHead] = field(default_factory=list)
-
-
-@dataclass
-class FakeReport:
-    puzzle: str
-    model: str
-    model_label: str
-    solved: bool
-    stars: int
-    metric_full: float
-    metric_corrupted: float
-    faithfulness: float
-    heldout_faithfulness: float
-    pass_line: float
-    questions: list[FakeQuestionReport]
-    problems: list[str]
-    timing_s: dict[str, float]
-
-
 class FakeEngine:
     """Instant, deterministic stand-in for ``Engine`` (tests, snapshots, screenshots).
 
@@ -355,7 +318,7 @@ class FakeEngine:
         return "Model: the fake engine (made-up numbers, for tests and screenshots)"
 
     def grade(self, puzzle: Puzzle, questions: list[Question], *, progress: Progress | None = None,
-              cancelled: Cancelled | None = None) -> FakeReport:
+              cancelled: Cancelled | None = None) -> Report:
         for step in range(self.steps):
             if progress:
                 progress(["running the prompts", "checking each question", "ablating the rest"]
@@ -375,23 +338,23 @@ class FakeEngine:
             key = (q.round, q.asker, q.card, q.responder)
             if key in solution:
                 layer = block.rounds[q.round][0]
-                reports.append(FakeQuestionReport(
+                reports.append(QuestionReport(
                     *key, key in given, "confirmed",
                     f"{q.asker} gives {q.responder} most of its attention in round {q.round}",
-                    [FakeHead(f"{layer}.{k % 4}", layer, k % 4, 0.82, 0.91, 0.64)]))
+                    [HeadEvidence(f"{layer}.{k % 4}", layer, k % 4, 0.82, 0.91, 0.64)]))
                 continue
             near = [s for s in solution if s[1:3] == key[1:3]]
             if near and near[0][0] == q.round:
-                reports.append(FakeQuestionReport(
+                reports.append(QuestionReport(
                     *key, False, "wrong-responder",
                     f"in round {q.round}, {q.asker} mostly asks {near[0][3]} (0.78, head 1.2), "
                     f"not {q.responder} (0.04)", []))
             elif near:
-                reports.append(FakeQuestionReport(
+                reports.append(QuestionReport(
                     *key, False, "wrong-round",
                     f"nobody asks that in round {q.round}; try round {near[0][0]}", []))
             else:
-                reports.append(FakeQuestionReport(
+                reports.append(QuestionReport(
                     *key, False, "no-such-question",
                     f"no head in round {q.round} has {q.asker} ask {q.responder} that question "
                     "(best 0.06)", []))
@@ -402,7 +365,7 @@ class FakeEngine:
         pass_line = block.thresholds.faithfulness
         solved = found == 1.0 and wrong == 0
         stars = 3 if solved else (1 if faith >= pass_line else 0)
-        return FakeReport(puzzle.id, self.model, "fake engine", solved, stars, 2.5, 0.1, faith,
+        return Report(puzzle.id, self.model, "fake engine", solved, stars, 2.5, 0.1, faith,
                           round(faith * 0.97, 2), pass_line, reports, [], {})
 
     def attention(self, text: str, layer: int, head: int) -> AttentionView:

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tui_helpers import solution_keys
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
                                 reason="tmux is not installed (CI installs it)")
@@ -34,28 +35,6 @@ def wait_for(text: str, timeout: float = 60.0) -> str:
             return shown
         time.sleep(0.1)
     raise AssertionError(f"{text!r} never appeared; the screen shows:\n{screen()}")
-
-
-def solution_keys(puzzle_id: str, block: str = "toy") -> list[str]:
-    """The keys that place a puzzle's reference questions (those not given): a, then the
-    number of the round, the asker, the card and the responder in each picker."""
-    from engine.puzzle import find_puzzle
-    from game.engine_bridge import line_of
-
-    puzzle = find_puzzle(puzzle_id)
-    line = line_of(puzzle)
-    spec = puzzle.models[block]
-    people = sorted(line.roles, key=line.roles.__getitem__)
-    keys: list[str] = []
-    for q in spec.solution:
-        if q in spec.given:
-            continue
-        keys += ["a", str(list(spec.rounds).index(q.round) + 1),
-                 str(people.index(q.asker) + 1), str(puzzle.cards.index(q.card) + 1)]
-        if q.responder:
-            behind = [n for n in people if line.roles[n] < line.roles[q.asker]]
-            keys.append(str(behind.index(q.responder) + 1))
-    return keys
 
 
 def real_engine_ready() -> bool:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from game.output import Exit, add_json_option, add_model_option, emit_json, note
+from game.commands._shared import finish_parser, load_model, located, puzzle_parser
+from game.output import Exit, emit_json
 
 MARKS = {
     "confirmed": "ok",
@@ -18,7 +19,8 @@ MARKS = {
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
+    parser = puzzle_parser(
+        sub,
         "check",
         help="grade a circuit file against a puzzle (exit 0 solved, 1 not, 2 error)",
         description="Grade CIRCUIT (a YAML file of questions) against PUZZLE (an id or a "
@@ -26,18 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "faithfulness is measured with every other head mean-ablated. Exit 0 when solved "
         "(two stars or more), 1 when not, 2 on an error.",
     )
-    parser.add_argument("puzzle", metavar="PUZZLE", help="puzzle id or puzzle file")
     parser.add_argument("circuit", metavar="CIRCUIT.yaml", help="the circuit file to grade")
-    add_model_option(parser)
-    add_json_option(parser)
-    parser.set_defaults(run=run)
-
-
-def located(exc) -> int:
-    """Print a PuzzleError's problems, one `file:line:col: message` each; exit 2."""
-    for problem in exc.problems:
-        print(str(problem), file=sys.stderr)
-    return Exit.ERROR
+    finish_parser(parser, run)
 
 
 class Progress:
@@ -58,9 +50,7 @@ class Progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
-
-    from engine.judge import grade, load_for
+    from engine.judge import grade
     from engine.puzzle import PuzzleError, find_puzzle, load_circuit
 
     try:
@@ -68,11 +58,7 @@ def run(args: argparse.Namespace) -> int:
         circuit = load_circuit(args.circuit)
     except PuzzleError as exc:
         return located(exc)
-    t0 = time.perf_counter()
-    lm = load_for(puzzle, args.model or circuit.model, args.device)
-    load_s = time.perf_counter() - t0
-    if lm.kind == "random-gpt2":
-        note(lm.label)
+    lm, load_s = load_model(puzzle, args.model or circuit.model, args.device)
     bar = Progress()
     try:
         report = grade(puzzle, circuit, lm, progress=bar)
@@ -102,8 +88,9 @@ def print_report(report) -> None:
                       f"{escape(q.asker)}: {escape(q.card)}{escape(to)}{given}: "
                       f"[bold]{q.verdict}[/]")
         console.print(f"       {escape(q.message)}", highlight=False)
+    held = ("not measured until the play prompts pass" if report.heldout_faithfulness is None
+            else f"{report.heldout_faithfulness:.2f} (pass line {report.heldout_pass_line:.2f})")
     console.print(f"  faithfulness {report.faithfulness:.2f} (pass line {report.pass_line:.2f}), "
-                  f"held-out {report.heldout_faithfulness:.2f} "
-                  f"(pass line {report.heldout_pass_line:.2f})", highlight=False)
+                  f"held-out {held}", highlight=False)
     for problem in report.problems:
         console.print(f"  note: {escape(problem)}", highlight=False)

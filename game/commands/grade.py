@@ -4,39 +4,34 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from pathlib import Path
 
-from game.output import Exit, add_json_option, add_model_option, emit_json, note
+from game.commands._shared import find_puzzle_or_report, finish_parser, load_model, puzzle_parser
+from game.output import Exit, emit_json, note
 
 COLUMNS = ["file", "stars", "solved", "faithfulness", "heldout_faithfulness", "problems"]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
+    parser = puzzle_parser(
+        sub,
         "grade",
         help="grade every circuit file (*.yaml, *.yml) in a folder; one row per file",
         description="Grade every circuit file in DIR against PUZZLE, loading the model once. "
         "A file that cannot be read is a row with its error, never a crash.",
     )
-    parser.add_argument("puzzle", metavar="PUZZLE", help="puzzle id or puzzle file")
     parser.add_argument("folder", metavar="DIR", help="folder of circuit files")
     parser.add_argument("--csv", metavar="OUT", help="also write the rows to a CSV file")
-    add_model_option(parser)
-    add_json_option(parser)
-    parser.set_defaults(run=run)
+    finish_parser(parser, run)
 
 
 def run(args: argparse.Namespace) -> int:
     from engine.errors import LineupError, UsageError
-    from engine.judge import grade, load_for
-    from engine.puzzle import PuzzleError, find_puzzle, load_circuit
+    from engine.judge import grade
+    from engine.puzzle import PuzzleError, load_circuit
 
-    try:
-        puzzle = find_puzzle(args.puzzle)
-    except PuzzleError as exc:
-        for problem in exc.problems:
-            print(str(problem), file=sys.stderr)
+    puzzle = find_puzzle_or_report(args.puzzle)
+    if puzzle is None:
         return Exit.ERROR
     folder = Path(args.folder)
     if not folder.is_dir():
@@ -44,9 +39,7 @@ def run(args: argparse.Namespace) -> int:
     files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
     if not files:
         note(f"no circuit files (*.yaml, *.yml) in {folder}")
-    lm = load_for(puzzle, args.model, args.device)
-    if lm.kind == "random-gpt2":
-        note(lm.label)
+    lm, _ = load_model(puzzle, args.model, args.device)
     rows = []
     for path in files:
         row = {"file": path.name, "stars": "", "solved": "", "faithfulness": "",
@@ -63,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
                      if q.verdict != "confirmed"]
             row.update(stars=report.stars, solved=report.solved,
                        faithfulness=round(report.faithfulness, 3),
-                       heldout_faithfulness=round(report.heldout_faithfulness, 3),
+                       heldout_faithfulness=("" if report.heldout_faithfulness is None
+                                             else round(report.heldout_faithfulness, 3)),
                        problems="; ".join(wrong + report.problems))
         rows.append(row)
     if args.csv:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from game.output import Exit, add_json_option, add_model_option, emit_json, note
+from game.commands._shared import find_puzzle_or_report, finish_parser, load_model, puzzle_parser
+from game.output import Exit, emit_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
+    parser = puzzle_parser(
+        sub,
         "patch",
         help="the head-patching grid for a puzzle's metric",
         description="Denoising activation patching: run the corrupted prompts, patch in one "
@@ -17,12 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "at the last token, for every head. Heads that bring the metric back toward the clean "
         "value carry the task.",
     )
-    parser.add_argument("puzzle", metavar="PUZZLE", help="puzzle id or puzzle file")
     parser.add_argument("--count", type=int, default=None, metavar="N",
                         help="use the first N play prompts (default: all)")
-    add_model_option(parser)
-    add_json_option(parser)
-    parser.set_defaults(run=run)
+    finish_parser(parser, run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,23 +31,15 @@ def run(args: argparse.Namespace) -> int:
 
     from engine.errors import UsageError
     from engine.interventions import head_patch_grid
-    from engine.judge import LastMetric, load_for
+    from engine.judge import LastMetric
     from engine.models import pad_rows
-    from engine.puzzle import PuzzleError, find_puzzle
 
-    try:
-        puzzle = find_puzzle(args.puzzle)
-    except PuzzleError as exc:
-        for problem in exc.problems:
-            print(str(problem), file=sys.stderr)
+    puzzle = find_puzzle_or_report(args.puzzle)
+    if puzzle is None:
         return Exit.ERROR
     if args.count is not None and args.count < 1:
         raise UsageError("--count must be at least 1")
-    t0 = time.perf_counter()
-    lm = load_for(puzzle, args.model, args.device)
-    load_s = time.perf_counter() - t0
-    if lm.kind == "random-gpt2":
-        note(lm.label)
+    lm, load_s = load_model(puzzle, args.model, args.device)
     t1 = time.perf_counter()
     ps = puzzle.build_prompts(lm.tokenizer, "play")
     n = len(ps) if args.count is None else min(args.count, len(ps))

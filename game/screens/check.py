@@ -128,8 +128,11 @@ def render_verdict(report: Any) -> Group:
     faith.append_text(bar(report.faithfulness, report.pass_line))
     faith.append(f" {report.faithfulness:.2f}  pass line {report.pass_line:.2f}")
     held = Text("held-out      ")
-    held.append_text(bar(report.heldout_faithfulness, report.pass_line))
-    held.append(f" {report.heldout_faithfulness:.2f}")
+    if report.heldout_faithfulness is None:
+        held.append("not measured until the play prompts pass")
+    else:
+        held.append_text(bar(report.heldout_faithfulness, report.pass_line))
+        held.append(f" {report.heldout_faithfulness:.2f}")
     metric = Text(f"metric: full model {report.metric_full:.2f}, "
                   f"corrupted {report.metric_corrupted:.2f}", style="dim")
     table = Table(box=None, show_header=True, header_style="bold", expand=True, pad_edge=False)
