@@ -17,9 +17,11 @@ Shape (types, keys) is checked while parsing (``engine.puzzle_schema``). Here:
     responders stand behind askers.
 ``validate_paths(paths, model=None, notes=None) -> list[Problem]``
     All of the above for files and folders, plus duplicate ids and orders across them.
-``check_reference_with_judge(puzzle, model_spec)``
-    The hook the judge fills in: run the reference solution (must pass) and trivial circuits
-    (must fail). Until then it returns None, which means "not run", never "passed".
+``check_reference_with_judge(puzzle, model_spec, doc=None, lm=None) -> list[Problem]``
+    With a model (``lineup validate --model M``): the judge grades the reference solution
+    (it must be solved: two stars or more) and ``trivial_circuits`` (they must not be): the
+    empty circuit (the given questions alone), the solution with one question made wrong,
+    and every offered card in every round. torch is imported only inside it.
 """
 
 from __future__ import annotations
@@ -27,12 +29,12 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import UsageError
+from engine.errors import LineupError, UsageError
 from engine.puzzle import (
     CARDS,
     RoleError,
@@ -564,13 +566,232 @@ def check_circuit(circuit: Circuit, puzzle: Puzzle, block_name: str, doc: Doc | 
 
 # --------------------------------------------------------------------------- the judge hook
 
+MAX_WRONG = 4
+"""At most this many "one wrong question" circuits per puzzle (one per placed question)."""
+MAX_EVERY_HEAD = 160
+"""At most this many questions in the "every card, every round" circuit; past it, questions
+asked by the metric's person and by the solution's askers are kept first."""
 
-def check_reference_with_judge(puzzle: Puzzle, model_spec: str) -> list[Problem] | None:
-    """HOOK for the judge issue: grade the puzzle's reference solution on ``model_spec`` (it
-    must pass) and a few trivial circuits (empty; every card on the last token) that must fail,
-    returning a Problem for each surprise. Returns None while the judge is not wired in, which
-    callers report as "not run" (never as a pass)."""
+
+@dataclass
+class Trivial:
+    """A circuit that must NOT solve the puzzle, and how a problem names it."""
+
+    kind: str  # "empty" | "wrong-question" | "every-head"
+    label: str  # "the empty circuit", ...
+    circuit: Circuit
+    changed: Question | None = None  # wrong-question: the reference question made wrong
+    into: Question | None = None  # ... and what it became
+    left_out: int = 0  # every-head: questions dropped by MAX_EVERY_HEAD
+
+
+def roles_behind(roles: dict[str, list[int]], order: Iterable[str] | None = None
+                 ) -> dict[str, list[str]]:
+    """For each role, the roles standing behind it (earlier in the line) in every prompt.
+    ``roles`` is ``PromptSet.roles`` (role -> position per prompt); ``order`` the puzzle's
+    role order (default: ``roles``' own)."""
+    names = [r for r in (order or roles) if r in roles]
+    return {a: [r for r in names if r != a
+                and all(p < q for p, q in zip(roles[r], roles[a], strict=True))]
+            for a in names}
+
+
+def _key(q: Question) -> tuple:
+    from engine.puzzle_schema import card_id
+
+    return (q.round, q.asker, card_id(q.card), q.responder)
+
+
+def wrong_question(q: Question, block: ModelBlock, behind: dict[str, list[str]],
+                   taken: Iterable[Question] = ()) -> Question | None:
+    """``q`` made wrong: its responder changed to another role behind the asker or, when
+    there is none (or the card is not a question), moved to another round (the next one, else
+    the one before). None when neither is possible. Never a question in ``taken``."""
+    from engine.puzzle_schema import card_id
+
+    used = {_key(t) for t in taken} | {_key(q)}
+    card = CARDS.get(card_id(q.card))
+    if card is not None and card.responder and q.responder is not None:
+        for other in behind.get(q.asker, []):
+            new = Question(q.round, q.asker, q.card, other)
+            if other != q.responder and _key(new) not in used:
+                return new
+    rounds = list(block.rounds)
+    if q.round in rounds:
+        i = rounds.index(q.round)
+        for j in (*range(i + 1, len(rounds)), *range(i - 1, -1, -1)):
+            new = Question(rounds[j], q.asker, q.card, q.responder)
+            if _key(new) not in used:
+                return new
     return None
+
+
+def every_head(puzzle: Puzzle, block: ModelBlock, behind: dict[str, list[str]],
+               cap: int = MAX_EVERY_HEAD) -> tuple[list[Question], int]:
+    """Every card the puzzle offers, in every round, for every asker and every responder
+    behind it (cards that are not questions: every asker). Past ``cap`` questions, those
+    asked by the metric's person, then by the solution's askers, then to the solution's
+    responders are kept first. Returns (questions, how many were left out)."""
+    from engine.puzzle_schema import card_id
+
+    out: list[Question] = []
+    for rnd in block.rounds:
+        for name in dict.fromkeys(card_id(c) for c in puzzle.cards):
+            card = CARDS.get(name)
+            if card is None:
+                continue
+            for asker in behind:
+                if card.responder:
+                    out.extend(Question(rnd, asker, name, r) for r in behind[asker])
+                else:
+                    out.append(Question(rnd, asker, name))
+    if len(out) <= cap:
+        return out, 0
+    askers = {q.asker for q in block.solution}
+    responders = {q.responder for q in block.solution}
+    ranked = sorted(out, key=lambda q: (q.asker != puzzle.metric.at, q.asker not in askers,
+                                        q.responder not in responders))
+    keep = set(ranked[:cap])
+    return [q for q in out if q in keep], len(out) - cap
+
+
+def trivial_circuits(puzzle: Puzzle, block: ModelBlock, behind: dict[str, list[str]], *,
+                     cap: int = MAX_EVERY_HEAD) -> list[Trivial]:
+    """The circuits that must fail: (a) the empty circuit (the judge still places the
+    block's given questions); (b) the reference solution with one placed (not given)
+    question made wrong, one circuit per such question (at most ``MAX_WRONG``); (c) every
+    card in every round for every asker and responder behind it (at most ``cap``)."""
+    pid = puzzle.id
+    n = len(block.given)
+    label = "the empty circuit" + (f" (with its {n} given question{'s' if n != 1 else ''})"
+                                   if n else "")
+    out = [Trivial("empty", label, Circuit(pid, []))]
+    given = {_key(q) for q in block.given}
+    placed = [q for q in block.solution if _key(q) not in given]
+    for q in placed[:MAX_WRONG]:
+        new = wrong_question(q, block, behind, block.solution)
+        if new is None:
+            continue
+        questions = [new if x is q else x for x in block.solution]
+        what = ("its responder" if new.round == q.round else "its round")
+        out.append(Trivial("wrong-question",
+                           f"the reference solution with {q} changed to {new} ({what} "
+                           "changed)", Circuit(pid, questions), changed=q, into=new))
+    questions, left_out = every_head(puzzle, block, behind, cap)
+    if questions:
+        more = f", {left_out} more left out" if left_out else ""
+        out.append(Trivial("every-head", f"every card in every round ({len(questions)} "
+                           f"questions{more})", Circuit(pid, questions), left_out=left_out))
+    return out
+
+
+def _stars(report: Any) -> str:
+    return (f"{report.stars} star{'s' if report.stars != 1 else ''}, faithfulness "
+            f"{report.faithfulness:.2f}, pass line {report.pass_line:.2f}")
+
+
+def check_reference_with_judge(puzzle: Puzzle, model_spec: str, *, doc: Doc | None = None,
+                               lm: Any = None, device: str | None = None,
+                               progress: Callable[[str], None] | None = None
+                               ) -> list[Problem]:
+    """Grade the puzzle's reference solution on ``model_spec`` (``lm`` when already loaded;
+    otherwise ``engine.judge.load_for``, which raises ``UsageError`` for a locked puzzle and
+    ``ModelError`` for a missing model) and the ``trivial_circuits``. Returns a Problem for
+    the reference solution not being solved (at each question the judge did not confirm, with
+    its message; when every question holds, for faithfulness below the pass line) and for
+    each trivial circuit that is solved (then the puzzle is too easy). "One wrong question"
+    circuits are skipped when the reference itself fails. ``progress(text)`` hears what is
+    being graded."""
+    from engine.judge import grade, load_for
+
+    say = progress or (lambda _text: None)
+    if lm is None:
+        lm = load_for(puzzle, model_spec, device)
+    block = puzzle.block(lm.block)
+    if block is None:
+        raise UsageError(f"puzzle {puzzle.id!r} is locked for {lm.label}")
+    name = lm.name
+    base = ("models", block.name)
+    out = _Out(doc, str(puzzle.path or "<puzzle>"))
+
+    def entry(q: Question) -> tuple:
+        for field_ in ("solution", "given"):
+            for i, x in enumerate(getattr(block, field_)):
+                if _key(x) == _key(q):
+                    return (*base, field_, i)
+        return (*base, "solution")
+
+    def locate(at: tuple, q: Question | None, message: str) -> None:
+        if doc is None and q is not None and q.line:
+            out.problems.append(Problem(out.path, q.line, q.col or 1, message))
+        else:
+            out.add(at, message)
+
+    say(f"grading reference solution of {puzzle.id} on {name} ...")
+    try:
+        report = grade(puzzle, Circuit(puzzle.id, list(block.solution)), lm)
+    except LineupError as exc:
+        out.add((*base, "solution"), f"the judge could not grade the reference solution on "
+                                     f"{name}: {exc}")
+        return out.problems
+    if not report.solved:
+        head = f"the reference solution is not solved on {name} ({_stars(report)})"
+        told = False
+        for qr in report.questions:
+            if qr.holds:
+                continue
+            q = Question(qr.round, qr.asker, qr.card, qr.responder)
+            src = next((x for x in (*block.solution, *block.given) if _key(x) == _key(q)), None)
+            locate(entry(q), src, f"{head}: {q} is {qr.verdict}: {qr.message}")
+            told = True
+        if not told and report.faithfulness < report.pass_line:
+            out.add((*base, "solution"), f"{head}: faithfulness {report.faithfulness:.2f} is "
+                                         f"below the pass line {report.pass_line:.2f}",
+                    key=True)
+            told = True
+        if not told:
+            why = "; ".join(report.problems) or "the judge gave it no second star"
+            out.add((*base, "solution"), f"{head}: {why}", key=True)
+    say(f"{puzzle.id} on {name}: reference solution "
+        f"{'solved' if report.solved else 'NOT solved'} ({_stars(report)})")
+
+    from engine.puzzle import RoleError
+
+    try:
+        ps = puzzle.build_prompts(lm.tokenizer, "play")
+    except (RoleError, ValueError, KeyError) as exc:
+        out.add(("prompts",), f"cannot build the prompts on {name}: {exc}")
+        return out.problems
+    trivials = trivial_circuits(puzzle, block, roles_behind(ps.roles, puzzle.roles))
+    if not report.solved:
+        # "one wrong question" means wrong against a solution that works; against a broken
+        # one it may well be the fix, which is no sign of an easy puzzle
+        trivials = [t for t in trivials if t.kind != "wrong-question"]
+    say(f"grading {len(trivials)} trivial circuits of {puzzle.id} on {name} ...")
+    passed = 0
+    for t in trivials:
+        try:
+            r = grade(puzzle, t.circuit, lm)
+        except LineupError as exc:
+            out.add(base, f"the judge could not grade {t.label} on {name}: {exc}")
+            continue
+        if not r.solved:
+            continue
+        passed += 1
+        msg = f"the puzzle is too easy on {name}: {t.label} passes ({_stars(r)})"
+        if t.kind == "empty":
+            out.add((*base, "given") if block.given else (*base, "solution"), msg, key=True)
+        elif t.kind == "wrong-question" and t.changed is not None:
+            locate(entry(t.changed), t.changed, msg)
+        else:
+            out.add(("cards",), msg, key=True)
+    if passed:
+        say(f"{puzzle.id} on {name}: {passed} of {len(trivials)} trivial circuits pass: the "
+            "puzzle is too easy")
+    else:
+        say(f"{puzzle.id} on {name}: {len(trivials)} of {len(trivials)} trivial circuits fail, "
+            "as they should")
+    return out.problems
 
 
 # --------------------------------------------------------------------------- paths
@@ -593,12 +814,17 @@ def _is_circuit(doc: Doc) -> bool:
 
 
 def validate_paths(paths: Iterable[str | Path], model: str | None = None,
-                   notes: list[str] | None = None) -> list[Problem]:
+                   notes: list[str] | None = None, *, device: str | None = None,
+                   progress: Callable[[str], None] | None = None) -> list[Problem]:
     """Check puzzle files (and circuit files, against their puzzle). Folders are searched for
     *.yaml. With ``model``, only that model's block is checked, with its tokenizer and layer
-    count; without, every block is checked against its own model (toy blocks only when the
-    toy is built). Remarks that are not problems go to ``notes``."""
+    count, and the judge grades each puzzle's reference solution and trivial circuits on it
+    (``check_reference_with_judge``; the model is loaded once, and a puzzle with problems
+    already is not graded); without, every block is checked against its own model (toy
+    blocks only when the toy is built). Remarks that are not problems go to ``notes``;
+    ``progress(text)`` hears what the judge is doing as it happens."""
     notes = notes if notes is not None else []
+    models: dict[str, Any] = {}  # model_spec_for(...) -> LoadedModel, or the LineupError
     info = model_info(model) if model else None
     if info is not None and info.block is None:
         raise UsageError(f"model {model} is not GPT-2 small shaped and is not a bundled toy, "
@@ -617,6 +843,7 @@ def validate_paths(paths: Iterable[str | Path], model: str | None = None,
             continue
         static, ready = _static(puzzle, doc)
         problems.extend(static)
+        mine = len(found) + len(static)
         if puzzle.id and puzzle.id in seen_ids:
             problems.append(Problem(str(path), *doc.where(("id",)),
                                     f"id {puzzle.id!r} is also used by {seen_ids[puzzle.id]}"))
@@ -637,18 +864,41 @@ def validate_paths(paths: Iterable[str | Path], model: str | None = None,
                 notes.append(f"{path}: no {block_name} block, so the puzzle is locked for {spec}")
                 continue
             target = model_info(spec) if info is None else info
-            problems.extend(check_tokens(puzzle, doc, tokenizer_for(target), spec, block,
-                                         target.n_positions))
-            if info is not None:
-                verdict = check_reference_with_judge(puzzle, info.spec)
-                if verdict is None:
-                    msg = ("reference solutions were not graded: the judge is not wired in yet "
-                           "(engine.validate.check_reference_with_judge)")
-                    if msg not in notes:
-                        notes.append(msg)
-                else:
-                    problems.extend(verdict)
+            tokens = check_tokens(puzzle, doc, tokenizer_for(target), spec, block,
+                                  target.n_positions)
+            problems.extend(tokens)
+            if info is None:
+                continue
+            if mine or tokens:
+                notes.append(f"{path}: reference solution not graded on {spec}: fix the "
+                             "problems above first")
+                continue
+            lm = _judge_model(puzzle, spec, device, models, notes, progress)
+            if lm is not None:
+                problems.extend(check_reference_with_judge(puzzle, spec, doc=doc, lm=lm,
+                                                           progress=progress))
     return sorted(set(problems), key=lambda p: (p.path, p.line, p.col, p.message))
+
+
+def _judge_model(puzzle: Puzzle, spec: str, device: str | None, models: dict[str, Any],
+                 notes: list[str], progress: Callable[[str], None] | None) -> Any:
+    """The model that grades ``puzzle`` for ``--model spec``, loaded once per name (a toy
+    block may name its own toy); None (and a note, once) when it cannot be loaded."""
+    from engine.judge import model_spec_for
+
+    name = model_spec_for(puzzle, spec)
+    if name not in models:
+        if progress is not None:
+            progress(f"loading model {name} ...")
+        try:
+            from engine.models import load_model
+
+            models[name] = load_model(name, device=device)
+        except LineupError as exc:
+            models[name] = exc
+            notes.append(f"reference solutions were not graded on {name}: {exc}")
+    lm = models[name]
+    return None if isinstance(lm, LineupError) else lm
 
 
 def _targets(puzzle: Puzzle, info: ModelInfo | None, notes: list[str]) -> list[tuple[str, str]]:

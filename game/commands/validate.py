@@ -1,8 +1,10 @@
 """`lineup validate PATH... [--model M]`: check puzzle (and circuit) files.
 
 Prints every problem as ``file:line:col: message`` on stdout (the data), a one-line summary
-and any notes on stderr. Exit 0 when clean, 1 when problems were found, 2 for usage errors
-(a path that does not exist, an unknown model).
+and any notes on stderr. With ``--model``, the judge also grades each puzzle's reference
+solution (it must be solved) and trivial circuits (they must not be) on that model, saying
+on stderr what it grades as it goes. Exit 0 when clean, 1 when problems were found, 2 for
+usage errors (a path that does not exist, an unknown model).
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from pathlib import Path
 
 from game.output import Exit, add_json_option, add_model_option, emit_json, error, note
 
-HELP = "check puzzle files: shape, roles, rounds, tokens (exit 0 ok, 1 problems)"
+HELP = ("check puzzle files: shape, roles, rounds, tokens; with --model, grade the reference "
+        "solutions (exit 0 ok, 1 problems)")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Check puzzle files (or folders of them, or a player's circuit file) and report "
             "every problem as file:line:col: message. With --model, check the puzzle against "
-            "that model's tokenizer and layer count."
+            "that model's tokenizer and layer count, and run the judge: each reference "
+            "solution must be solved, and trivial circuits (the empty circuit, one wrong "
+            "question, every card in every round) must not be."
         ),
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="puzzle files or folders")
@@ -41,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     if not files:
         return error(f"no puzzle files (*.yaml) in {', '.join(args.paths)}")
     notes: list[str] = []
-    problems = validate_paths(args.paths, model=args.model, notes=notes)
+    problems = validate_paths(args.paths, model=args.model, notes=notes,
+                              device=getattr(args, "device", None), progress=note)
     for text in notes:
         note(text)
     if args.json:
