@@ -9,11 +9,13 @@ happens only in thread workers that call ``game.engine_bridge``.
 from __future__ import annotations
 
 import os
+import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -102,6 +104,21 @@ class LineupApp(App[int]):
             self.open_circuit_file(str(self.start_circuit))
         elif self.start_puzzle:
             self.open_puzzle(self.start_puzzle)
+        self.call_after_refresh(self._after_first_frame)
+
+    def _after_first_frame(self) -> None:
+        """The menu is painted: note whether torch was needed for it (it must not be), then
+        load the model in the background so the first check does not wait for it."""
+        self.torch_at_first_frame = "torch" in sys.modules
+        self.first_frame_at = time.time()
+        if not getattr(self.engine, "fake", False):
+            self.warm_up()
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="warm-up",
+          description="Loading the model")
+    def warm_up(self) -> None:
+        self.engine.lm()
+        self.model_loaded_after = time.time() - self.first_frame_at
 
     def find(self, puzzle_id: str) -> Any:
         for p in self.puzzles:
@@ -163,9 +180,6 @@ class LineupApp(App[int]):
         elif isinstance(error, LineupError):
             self.notify(str(error), title=getattr(error, "title", what), severity="error",
                         timeout=10)
-        elif isinstance(error, ModuleNotFoundError) and error.name == "engine.judge":
-            self.notify("The judge is not installed in this build.", title=what,
-                        severity="error")
         else:
             self.notify(f"{type(error).__name__}: {error}", title=f"{what} failed",
                         severity="error", timeout=10)

@@ -340,7 +340,8 @@ async def test_help_screen_opens_and_closes() -> None:
 
 
 def test_first_frame_comes_before_torch(lineup_home) -> None:
-    """The menu is on screen while torch and transformers are still not imported."""
+    """The menu is painted before torch (and so transformers) is imported; the model loads
+    in the background only after that first frame."""
     code = textwrap.dedent("""
         import asyncio, sys
         from game.app import LineupApp
@@ -349,13 +350,13 @@ def test_first_frame_comes_before_torch(lineup_home) -> None:
             async with app.run_test(size=(80, 24)) as pilot:
                 await pilot.pause()
                 assert type(app.screen).__name__ == "MenuScreen", app.screen
-                print("torch" in sys.modules, "transformers" in sys.modules)
+                print(app.torch_at_first_frame)  # transformers cannot load without torch
         asyncio.run(main())
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=120, cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split()[-2:] == ["False", "False"]
+    assert out.stdout.split()[-1] == "False"
 
 
 def _toy_ready() -> str | None:
