@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from engine.models import LoadedModel, Tokens
     from engine.puzzle import Circuit, ModelBlock, PromptSet, Puzzle, Question
 
-JUDGE_VERSION = "2"
+JUDGE_VERSION = "3"
 
 # ---- thresholds (documented in docs/how-grading-works.md) ----------------------------------
 UNIFORM_MULT = 2.0
@@ -346,6 +346,9 @@ def _build_split(lm: LoadedModel, ps: PromptSet, split: _Split, *, play: bool,
         del run
         # every head ablated: the floor of faithfulness
         out["ablated"] = _all_heads_ablated_metric(lm, split, out["means"]).cpu()
+        # the same run is what an empty circuit's faithfulness asks for: remember it as such
+        no_heads = (frozenset(_all_heads(lm)), (), ())
+        out["effects"][_copy_key(no_heads)] = float(out["ablated"].mean())
     if play:
         with torch.enable_grad():
             (grad,) = torch.autograd.grad(split.metric(grad_in).sum(), grad_in)
