@@ -364,9 +364,9 @@ class Circuit:
         lines = [yaml.safe_dump(data, sort_keys=False).rstrip(), "questions:"]
         if not self.questions:
             lines[-1] = "questions: []"
-        for q in self.questions:
-            inner = ", ".join(f"{k}: {v}" for k, v in q.as_dict().items())
-            lines.append(f"  - {{{inner}}}")
+        for q in self.questions:  # safe_dump quotes names YAML would misread (on, No, null)
+            flow = yaml.safe_dump(q.as_dict(), default_flow_style=True, sort_keys=False)
+            lines.append(f"  - {flow.strip()}")
         return "\n".join(lines) + "\n"
 
 

@@ -89,6 +89,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(run(args))
     except LineupError as exc:
         return error(str(exc))
+    except OSError as exc:  # a file or folder the user named cannot be read or written
+        where = f"{exc.filename}: " if exc.filename else ""
+        return error(f"{where}{exc.strerror or exc}")
     except KeyboardInterrupt:
         print("lineup: interrupted", file=sys.stderr)
         return Exit.INTERRUPT

@@ -117,4 +117,22 @@ def test_download_offline_fails_fast_with_exit_1():
     result = subprocess.run([sys.executable, "-m", "game", "download", "gpt2"],
                             capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 1
-    assert "cannot reach" in result.stdout + result.stderr
+    assert "cannot reach" in result.stderr and not result.stdout
+
+
+def test_an_unwritable_output_file_is_one_line_not_a_traceback(tmp_path):
+    (tmp_path / "alice.yaml").write_text(
+        "puzzle: ioi-name-mover\nquestions:\n  - {round: late, asker: END, card: name-mover,"
+        " responder: IO}\n")
+    result = lineup("grade", "ioi-name-mover", str(tmp_path), "--model", "toy",
+                    "--csv", str(tmp_path / "no" / "such" / "dir" / "marks.csv"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "marks.csv" in result.stderr and "No such file" in result.stderr
+
+
+def test_grading_an_empty_folder_needs_no_model(tmp_path):
+    result = lineup("grade", "ioi-name-mover", str(tmp_path), "--json")
+    assert result.returncode == 0
+    assert json.loads(result.stdout)["rows"] == []
+    assert "no circuit files" in result.stderr

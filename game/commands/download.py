@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from game.output import Exit
 
@@ -25,8 +26,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         folder = download_gpt2()
-    except ModelError as exc:
-        print(f"lineup: error: {exc}")
+    except ModelError as exc:  # offline or the hub refused: a failure, not a usage error
+        print(f"lineup: error: {exc}", file=sys.stderr)
         return Exit.NO
     print(f"GPT-2 is in {folder}")
     return Exit.OK

@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
     files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
     if not files:
         note(f"no circuit files (*.yaml, *.yml) in {folder}")
+        if args.json:
+            emit_json({"puzzle": puzzle.id, "model": args.model, "rows": []})
+        return Exit.OK
     lm, _ = load_model(puzzle, args.model, args.device)
     rows = []
     for path in files:
