@@ -215,6 +215,27 @@ def describe_toy(name: str) -> str:
         return "bundled toy model"
 
 
+def block_for_spec(spec: str | None) -> str | None:
+    """Which puzzle block a --model value plays, read without loading weights: ``gpt2`` for
+    gpt2, random-gpt2 and GPT-2-small-shaped directories, ``toy`` for the bundled toys, None
+    for anything else. ``LoadedModel.block`` is the same rule on a loaded model."""
+    if not spec:
+        return None
+    if spec in ("gpt2", "random-gpt2"):
+        return "gpt2"
+    if spec == "toy" or spec in toy_names():
+        return "toy"
+    path = Path(spec).expanduser()
+    if not (path / "config.json").is_file():
+        return None
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    shape_ok = all(config.get(k) == v for k, v in GPT2_SMALL_SHAPE.items())
+    return "gpt2" if shape_ok else None
+
+
 def default_model_name() -> str:
     """Real GPT-2 when it is cached, otherwise the toy model."""
     return "gpt2" if gpt2_cache_dir() is not None else DEFAULT_TOY

@@ -106,7 +106,7 @@ def model_info(spec: str) -> ModelInfo:
         return ModelInfo(spec, "gpt2", GPT2_LAYERS, spec, 1024)
     from engine.paths import TOYS_DIR
 
-    if spec == "toy" or spec.startswith("toy") or (TOYS_DIR / spec).is_dir():
+    if spec == "toy" or (TOYS_DIR / spec).is_dir():
         config = toy_config(spec)
         if config is None:
             raise UsageError(f"no bundled toy model called {spec!r} (is it built? "
@@ -119,10 +119,9 @@ def model_info(spec: str) -> ModelInfo:
             config = json.loads((path / "config.json").read_text())
         except (OSError, ValueError):
             raise UsageError(f"{spec}: not a model directory (no readable config.json)") from None
-        from engine.models import GPT2_SMALL_SHAPE
+        from engine.models import block_for_spec
 
-        small = all(config.get(k) == v for k, v in GPT2_SMALL_SHAPE.items())
-        return ModelInfo(spec, "gpt2" if small else None, int(config.get("n_layer", 0)), spec,
+        return ModelInfo(spec, block_for_spec(spec), int(config.get("n_layer", 0)), spec,
                          _int_or_none(config.get("n_positions")))
     raise UsageError(f"unknown model {spec!r}: use gpt2, toy, random-gpt2 or a directory")
 
@@ -921,12 +920,10 @@ def _targets(puzzle: Puzzle, info: ModelInfo | None, notes: list[str]) -> list[t
 
 
 def _block_of(model: str | None) -> str | None:
-    """The block a circuit's ``model:`` names (gpt2, random-gpt2 -> gpt2; toy* -> toy)."""
-    if not model:
-        return None
-    if model in ("gpt2", "random-gpt2"):
-        return "gpt2"
-    return "toy" if model.startswith("toy") else None
+    """The block a circuit's ``model:`` names (gpt2, random-gpt2 -> gpt2; a toy -> toy)."""
+    from engine.models import block_for_spec
+
+    return block_for_spec(model)
 
 
 def _validate_circuit_file(doc: Doc, info: ModelInfo | None) -> list[Problem]:

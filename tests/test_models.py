@@ -71,3 +71,14 @@ def test_attention_only_forward_on_32_prompts_stays_under_2_gb():
     row = out.stdout.strip().splitlines()[-1].split("|")
     peak_mb = float(row[3])
     assert peak_mb < 2048, out.stdout
+
+
+def test_which_block_a_model_plays_is_read_without_loading_it(random_gpt2, tmp_path):
+    from engine.models import block_for_spec
+
+    assert block_for_spec("gpt2") == block_for_spec("random-gpt2") == "gpt2"
+    assert block_for_spec("toy") == "toy"
+    assert block_for_spec(str(tmp_path)) is None  # no config.json
+    gpt2_dir = tmp_path / "toy-looking-name"
+    random_gpt2.model.config.save_pretrained(gpt2_dir)
+    assert block_for_spec(str(gpt2_dir)) == "gpt2" == random_gpt2.block
