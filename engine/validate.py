@@ -796,7 +796,7 @@ def check_reference_with_judge(puzzle: Puzzle, model_spec: str, *, doc: Doc | No
 # --------------------------------------------------------------------------- paths
 
 
-def _expand(paths: Iterable[str | Path]) -> list[Path]:
+def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     files: list[Path] = []
     for p in paths:
         path = Path(p)
@@ -831,7 +831,7 @@ def validate_paths(paths: Iterable[str | Path], model: str | None = None,
     problems: list[Problem] = []
     seen_ids: dict[str, str] = {}
     seen_orders: dict[tuple[str, int], str] = {}
-    for path in _expand(paths):
+    for path in expand_paths(paths):
         doc = read_yaml(path)
         if _is_circuit(doc):
             problems.extend(_validate_circuit_file(doc, info))

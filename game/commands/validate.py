@@ -40,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
         return error(f"no such file or folder: {', '.join(missing)}")
-    from engine.validate import _expand, validate_paths
+    from engine.validate import expand_paths, validate_paths
 
-    files = _expand(args.paths)
+    files = expand_paths(args.paths)
     if not files:
         return error(f"no puzzle files (*.yaml) in {', '.join(args.paths)}")
     notes: list[str] = []
