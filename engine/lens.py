@@ -57,8 +57,9 @@ class LensReport:
         }
 
 
-def lens_logits(lm: LoadedModel, tokens: Tokens) -> torch.Tensor:
-    """[n_layers + 1, batch, pos, vocab]: the unembedded residual stream at every stage."""
+def residual_stages(lm: LoadedModel, tokens: Tokens) -> list[torch.Tensor]:
+    """The residual stream after the embeddings and after each layer: n_layers + 1 tensors
+    of [batch, pos, d_model], from one forward."""
     import torch
 
     from engine.hooks import act_name, forward
@@ -68,10 +69,26 @@ def lens_logits(lm: LoadedModel, tokens: Tokens) -> torch.Tensor:
     ]
     with torch.inference_mode():
         run = forward(lm, tokens, record=names, logits="none")
-        stages = [run.cache["hook_embed"] + run.cache["hook_pos_embed"]]
-        stages += [run.cache[n] for n in names[2:]]
-        transformer = lm.model.transformer
-        return torch.stack([lm.model.lm_head(transformer.ln_f(s)) for s in stages])
+    return [run.cache["hook_embed"] + run.cache["hook_pos_embed"]] + [
+        run.cache[n] for n in names[2:]
+    ]
+
+
+def unembed(lm: LoadedModel, resid: torch.Tensor) -> torch.Tensor:
+    """Read a residual stream as the model's final layers would: ln_f, then the unembedding."""
+    import torch
+
+    with torch.inference_mode():
+        return lm.model.lm_head(lm.model.transformer.ln_f(resid))
+
+
+def lens_logits(lm: LoadedModel, tokens: Tokens) -> torch.Tensor:
+    """[n_layers + 1, batch, pos, vocab]: the unembedded residual stream at every stage.
+    Large for long texts (a vocabulary per position per stage); ``logit_lens`` keeps only
+    each stage's top guesses instead."""
+    import torch
+
+    return torch.stack([unembed(lm, s) for s in residual_stages(lm, tokens)])
 
 
 def logit_lens(lm: LoadedModel, text: str, *, k: int = 5) -> LensReport:
@@ -86,17 +103,17 @@ def logit_lens(lm: LoadedModel, text: str, *, k: int = 5) -> LensReport:
                          f"{lm.config.n_positions}")
     ids = tokens.ids[0].tolist()
     words = lm.token_strings(ids)
-    probs = torch.softmax(lens_logits(lm, tokens)[:, 0].float(), dim=-1)  # [stage, pos, vocab]
-    values, indices = probs.topk(k, dim=-1)
     layers = []
-    for stage in range(probs.shape[0]):
+    for stage, resid in enumerate(residual_stages(lm, tokens)):
+        probs = torch.softmax(unembed(lm, resid[0]).float(), dim=-1)  # [pos, vocab]
+        values, indices = probs.topk(k, dim=-1)
         label = "embeddings" if stage == 0 else f"after layer {stage - 1}"
         positions = [
             LensPosition(
                 token=words[pos],
                 top=[
                     (lm.tokenizer.decode([int(i)]), round(float(p), 4))
-                    for p, i in zip(values[stage, pos], indices[stage, pos], strict=True)
+                    for p, i in zip(values[pos], indices[pos], strict=True)
                 ],
             )
             for pos in range(len(ids))
@@ -110,8 +127,11 @@ def answer_ranks(lm: LoadedModel, tokens: Tokens, answers: torch.Tensor) -> torc
     position, after each stage. Shows in which round the answer appears."""
     import torch
 
-    logits = lens_logits(lm, tokens)
     rows = torch.arange(len(tokens))
-    last = logits[:, rows, tokens.last]  # [stage, batch, vocab]
-    own = last[:, rows, answers.to(last.device)]  # [stage, batch]
-    return (last > own[..., None]).sum(-1)
+    last = tokens.last
+    ranks = []
+    for resid in residual_stages(lm, tokens):
+        logits = unembed(lm, resid[rows, last])  # [batch, vocab]
+        own = logits[rows, answers.to(logits.device)]
+        ranks.append((logits > own[:, None]).sum(-1))
+    return torch.stack(ranks)
