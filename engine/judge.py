@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import UsageError
+from engine.metrics import PuzzleMetric
 
 if TYPE_CHECKING:
     import torch
@@ -70,6 +71,11 @@ NEED_LOSS = 0.03
 """A question is needed when dropping it costs at least this much faithfulness."""
 MAX_BATCH = 512
 MAX_EVIDENCE = 5
+
+RUNS = {"builds": 0, "batches": 0, "copies": 0}
+"""What this process ran: split builds (the clean and corrupted runs of a prompt split),
+batches of patched runs, and patched copies (one copy = every prompt once). For tests and
+benchmarks: a cached check of an unchanged circuit runs nothing."""
 
 VERDICTS = ("confirmed", "wrong-responder", "wrong-round", "no-such-question", "not-needed",
             "invalid")
@@ -199,35 +205,8 @@ class _Split:
 
 def _metric_fn(lm: LoadedModel, ps: PromptSet) -> Callable[[torch.Tensor], torch.Tensor]:
     """metric(resid [B, d_model] at the metric position) -> [B]; B a multiple of the prompt
-    count (copies stacked copy-major)."""
-    import torch
-
-    transformer, head = lm.model.transformer, lm.model.lm_head
-    n = len(ps)
-    kind = ps.metric.kind
-    device = lm.device
-    correct = torch.tensor([c[0] if c else 0 for c in ps.correct], device=device)
-    wrong = torch.tensor([w[0] if w else 0 for w in ps.wrong], device=device)
-    sign = None
-    if kind == "greater_than":
-        vocab = head.weight.shape[0]
-        sign = torch.zeros(n, vocab, device=device)
-        for i, (c, w) in enumerate(zip(ps.correct, ps.wrong, strict=True)):
-            sign[i, c] = 1.0
-            sign[i, w] = -1.0
-
-    def metric(resid: torch.Tensor) -> torch.Tensor:
-        logits = head(transformer.ln_f(resid)).float()
-        copies = logits.shape[0] // n
-        rows = torch.arange(logits.shape[0], device=logits.device)
-        if kind == "logit_diff":
-            return logits[rows, correct.repeat(copies)] - logits[rows, wrong.repeat(copies)]
-        if kind == "logprob":
-            return torch.log_softmax(logits, -1)[rows, correct.repeat(copies)]
-        probs = torch.softmax(logits, -1).view(copies, n, -1)
-        return (probs * sign[None]).sum(-1).view(-1)
-
-    return metric
+    count (copies stacked copy-major). See ``engine.metrics``."""
+    return PuzzleMetric.from_prompts(ps).on_resid(lm)
 
 
 def _final_name(lm: LoadedModel) -> str:
@@ -255,25 +234,58 @@ def _prompt_key(lm: LoadedModel, ps: PromptSet, roles: list[str]) -> str:
 
 def _load_split(lm: LoadedModel, ps: PromptSet, roles: list[str], *, play: bool,
                 cancelled: Callable[[], bool] | None) -> tuple[_Split, bool]:
-    """The split's runs from the disk cache, or built (and saved). Returns (split, cached)."""
+    """The split's runs from the cache (memoised in-process, see ``engine.cache``), or built
+    (and saved). Returns (split, cached).
+
+    The big file is written once, when built. The patched runs a check adds (``effects``) go
+    to a small side file (kind ``judge-effects``, same key) that names the big file's build,
+    so a check never rewrites the big file and effects from another build are ignored."""
+    import secrets
+
     import torch
 
     from engine import cache
     from engine.models import pad_rows
 
     key = _prompt_key(lm, ps, roles)
-    data = cache.load("judge", key)
-    cached = data is not None and (not play or "att" in data)
+    data = cache.load("judge", key, memo=True)
+    cached = (data is not None and (not play or "att" in data)
+              and isinstance(data.get("build"), str))
     tokens = pad_rows(ps.token_ids, device=lm.device)
     pos = torch.tensor([ps.roles[r] for r in roles], dtype=torch.long, device=lm.device)
     at = torch.tensor(ps.at, dtype=torch.long, device=lm.device)
     split = _Split(ps.split, len(ps), tokens, pos, at, _metric_fn(lm, ps), {}, key)
     if cached:
         split.data = {k: (v.to(lm.device) if hasattr(v, "to") else v) for k, v in data.items()}
+        split.data["effects"] = {**data.get("effects", {}),
+                                 **_saved_effects(key, data["build"])}
     else:
         split.data = _build_split(lm, ps, split, play=play, cancelled=cancelled)
-        cache.save("judge", key, split.data)
+        split.data["build"] = secrets.token_hex(8)
+        cache.save("judge", key, {**split.data, "effects": dict(split.effects)}, memo=True)
     return split, cached
+
+
+def _saved_effects(key: str, build: str) -> dict[str, float]:
+    """The effects saved for this build of the split, or none (absent, damaged, stale)."""
+    from engine import cache
+
+    side = cache.load("judge-effects", key)
+    if side is None or side.get("build") != build:
+        return {}
+    effects = side.get("effects")
+    if not isinstance(effects, dict):
+        return {}
+    return {k: float(v) for k, v in effects.items()
+            if isinstance(k, str) and isinstance(v, float) and math.isfinite(v)}
+
+
+def _save_effects(split: _Split) -> None:
+    from engine import cache
+
+    cache.save("judge-effects", split.key, {"build": split.data["build"],
+                                            "effects": dict(split.effects)})
+    split.dirty = False
 
 
 def _build_split(lm: LoadedModel, ps: PromptSet, split: _Split, *, play: bool,
@@ -283,6 +295,7 @@ def _build_split(lm: LoadedModel, ps: PromptSet, split: _Split, *, play: bool,
     from engine.hooks import act_name, forward
     from engine.models import pad_rows
 
+    RUNS["builds"] += 1
     L, n = lm.n_layers, split.n
     final = _final_name(lm)
     corrupted = pad_rows(ps.corrupted_ids, device=lm.device)
@@ -410,6 +423,8 @@ def _run_metric(lm: LoadedModel, split: _Split, copies: Sequence[Copy], *,
         else:
             chunks.append([i])
     results: dict[int, torch.Tensor] = {}
+    RUNS["batches"] += len(chunks)
+    RUNS["copies"] += len(copies)
     for idx in chunks:
         chunk = [copies[i] for i in idx]
         k = len(chunk)
@@ -510,16 +525,44 @@ def _value(split: _Split, copy: Copy) -> float:
 # --------------------------------------------------------------------------- detectors
 
 
+def _detector_params() -> dict[str, Any]:
+    """Everything the detector scores depend on besides the weights: the detectors' default
+    arguments and constants, read from ``engine.detectors`` itself so that changing one
+    there changes the cache key."""
+    import inspect
+
+    from engine import detectors
+
+    def defaults(fn: Callable) -> dict[str, Any]:
+        return {name: p.default for name, p in inspect.signature(fn).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+
+    return {
+        "attention_scores": defaults(detectors.attention_scores),
+        "repeated_random_tokens": defaults(detectors.repeated_random_tokens),
+        "copy_scores": defaults(detectors.copy_scores),
+        "COPY_TOP_K": detectors.COPY_TOP_K,
+        "SCORE_NAMES": list(detectors.SCORE_NAMES),
+    }
+
+
+def _heads_key(lm: LoadedModel) -> str:
+    from engine.cache import key_of
+
+    return key_of("heads", JUDGE_VERSION, lm.fingerprint, _detector_params())
+
+
 def _head_scores(lm: LoadedModel) -> dict[str, Any]:
     """Detector scores [5, L, H] and the uniform baselines of the attention detectors,
-    cached per model."""
+    cached per model and detector parameters. The detectors run with their defaults, which
+    are what the key records."""
     import torch
 
     from engine import cache
     from engine.detectors import attention_scores, copy_scores, repeated_random_tokens
 
-    key = cache.key_of("heads", JUDGE_VERSION, lm.fingerprint)
-    data = cache.load("heads", key)
+    key = _heads_key(lm)
+    data = cache.load("heads", key, memo=True)
     if data is not None:
         return data
     _ids, prefix, half = repeated_random_tokens(lm, n_sequences=1)
@@ -527,11 +570,11 @@ def _head_scores(lm: LoadedModel) -> dict[str, Any]:
     every = torch.arange(prefix + 1, total).float()
     second = torch.arange(prefix + half, total).float()
     data = {
-        "scores": torch.cat([attention_scores(lm, n_sequences=8), copy_scores(lm)]),  # [5, L, H]
+        "scores": torch.cat([attention_scores(lm), copy_scores(lm)]),  # [5, L, H]
         "uniform_every": float((1 / (every + 1)).mean()),
         "uniform_second": float((1 / (second + 1)).mean()),
     }
-    cache.save("heads", key, data)
+    cache.save("heads", key, data, memo=True)
     return data
 
 
@@ -663,16 +706,19 @@ class _Judge:
         return [h for h in heads if self.detector(card, *h, asker)[0]]
 
     def evidence(self, heads: Sequence[tuple[int, int]], asker: str, card: str,
-                 responder: str | None, *, effects: bool = True) -> list[HeadEvidence]:
-        """Evidence for up to MAX_EVIDENCE heads, most attentive first. Without ``effects``
-        (heads that cannot be candidates anyway) no patched run is spent on them: effect is
-        nan, and so is an s-inhibition score, which is itself an effect."""
+                 responder: str | None, *, effects: bool = True,
+                 ablate: frozenset = frozenset()) -> list[HeadEvidence]:
+        """Evidence for up to MAX_EVIDENCE heads, most attentive first. Each head's effect is
+        measured like the question's: on top of ``ablate`` (a backup name mover's name movers
+        silenced). Without ``effects`` (heads that cannot be candidates anyway) no patched run
+        is spent on them: effect is nan, and so is an s-inhibition score, which is itself an
+        effect."""
         from engine.puzzle import CARDS
 
         heads = sorted(heads, key=lambda h: -self.attention(*h, asker, responder)
                        if responder else 0.0)[:MAX_EVIDENCE]
         if effects:
-            self.need_effects([([h], asker) for h in heads])
+            self.need_effects([([h], asker) for h in heads], ablate)
         out = []
         for layer, h in heads:
             costly = CARDS[card].detector == "s_inhibition"
@@ -681,7 +727,7 @@ class _Judge:
                 attention=self.attention(layer, h, asker, responder) if responder else math.nan,
                 detector=(self.detector(card, layer, h, asker)[1]
                           if effects or not costly else math.nan),
-                effect=self.effect_of([(layer, h)], asker) if effects else math.nan,
+                effect=self.effect_of([(layer, h)], asker, ablate) if effects else math.nan,
             ))
         return out
 
@@ -705,7 +751,7 @@ class _Judge:
         rep.effect = effect
         if cands and sign * effect >= EFFECT_MIN:
             rep.verdict = "confirmed"
-            rep.heads = self.evidence(cands, a, q.card, p)
+            rep.heads = self.evidence(cands, a, q.card, p, ablate=ablate)
             best = max(rep.heads, key=lambda e: e.attention)
             rep.message = (f"in round {q.round}, {a} asks {p} {ask}: head {best.head} gives "
                            f"{p} {best.attention:.2f} of its attention; together the "
@@ -724,11 +770,11 @@ class _Judge:
                 self.need_effects([(o_cands, a)], o_abl)
                 o_eff = self.effect_of(o_cands, a, o_abl)
                 if sign * o_eff >= EFFECT_MIN:
-                    elsewhere.append((sign * o_eff, other, o_cands))
+                    elsewhere.append((sign * o_eff, other, o_cands, o_abl))
         if elsewhere:
-            _, other, o_cands = max(elsewhere, key=lambda t: t[0])
+            _, other, o_cands, o_abl = max(elsewhere, key=lambda t: t[0])
             rep.verdict = "wrong-round"
-            rep.heads = self.evidence(o_cands, a, q.card, p)[:MAX_EVIDENCE]
+            rep.heads = self.evidence(o_cands, a, q.card, p, ablate=o_abl)[:MAX_EVIDENCE]
             best = max(rep.heads, key=lambda e: e.attention)
             rep.message = (f"{a} asks {p} {ask} in round {other} (head {best.head}, "
                            f"{best.attention:.2f} of its attention), not in round {q.round}")
@@ -749,7 +795,7 @@ class _Judge:
                                            max(self.attention(*h, a, kv[0]) for h in kv[1])))
             best = max(hs, key=lambda h: self.attention(*h, a, role))
             rep.verdict = "wrong-responder"
-            rep.heads = self.evidence(hs, a, q.card, role)[:MAX_EVIDENCE]
+            rep.heads = self.evidence(hs, a, q.card, role, ablate=ablate)[:MAX_EVIDENCE]
             rep.message = (f"in round {q.round}, {a} mostly asks {role} "
                            f"({self.attention(*best, a, role):.2f}, head {best[0]}.{best[1]}), "
                            f"not {p} ({self.attention(*best, a, p):.2f})")
@@ -757,7 +803,7 @@ class _Judge:
 
         if cands:
             rep.verdict = "not-needed"
-            rep.heads = self.evidence(cands, a, q.card, p)[:MAX_EVIDENCE]
+            rep.heads = self.evidence(cands, a, q.card, p, ablate=ablate)[:MAX_EVIDENCE]
             rep.message = (f"in round {q.round}, {a} does ask {p} {ask} (head "
                            f"{rep.heads[0].head}), but the guess does not depend on it "
                            f"(it moves by {effect:.0%})")
@@ -894,7 +940,8 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
     t2 = time.perf_counter()
     judge = _Judge(puzzle, block, lm, play, heads, roles)
     problems: list[str] = []
-    if circuit.puzzle and circuit.puzzle != puzzle.id:
+    wrong_puzzle = bool(circuit.puzzle) and circuit.puzzle != puzzle.id
+    if wrong_puzzle:
         problems.append(f"this circuit is for {circuit.puzzle!r}, not {puzzle.id!r}")
     if abs(judge.gap) < 1e-6:
         problems.append("on this model the clean and corrupted prompts give the same metric: "
@@ -977,7 +1024,7 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
             spare = [r for r in reports if r.verdict == "not-needed" and not r.given]
             if faith_held is not None and faith_held >= held_line and not spare:
                 stars = 3
-    if problems and any("is for" in p for p in problems):
+    if wrong_puzzle:
         stars = 0
     if stars >= 1 and faith < pass_line:
         problems.append(f"faithfulness {faith:.2f} is below the pass line {pass_line:.2f}: "
@@ -988,13 +1035,10 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
     timing["judging"] = time.perf_counter() - t2
     timing["total"] = time.perf_counter() - t0
 
-    # write back what this check learnt (new patched runs), atomically
-    from engine import cache
-
+    # write back what this check learnt (new patched runs) to the small side files
     for split in splits:
         if split.dirty:
-            cache.save("judge", split.key, split.data)
-            split.dirty = False
+            _save_effects(split)
     step("done", 1.0)
     return Report(
         puzzle=puzzle.id, model=lm.name, model_label=lm.label, solved=stars >= 2, stars=stars,
@@ -1031,28 +1075,11 @@ def load_for(puzzle: Puzzle, spec: str | None, device: str | None = None) -> Loa
     return lm
 
 
-class LastMetric:
+class LastMetric(PuzzleMetric):
     """The puzzle's metric on last-position logits [n, vocab] (tiles stacked copies), for
-    ``engine.interventions.head_patch_grid``."""
+    ``engine.interventions.head_patch_grid``: ``engine.metrics.PuzzleMetric`` built from a
+    PromptSet."""
 
     def __init__(self, ps: PromptSet) -> None:
+        super().__init__(ps.metric.kind, ps.correct, ps.wrong)
         self.ps = ps
-
-    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
-        import torch
-
-        ps, n = self.ps, len(self.ps)
-        copies = logits.shape[0] // n
-        rows = torch.arange(logits.shape[0], device=logits.device)
-        correct = torch.tensor(ps.correct_ids, device=logits.device).repeat(copies)
-        kind = ps.metric.kind
-        if kind == "logit_diff":
-            wrong = torch.tensor(ps.wrong_ids, device=logits.device).repeat(copies)
-            return logits[rows, correct] - logits[rows, wrong]
-        if kind == "logprob":
-            return torch.log_softmax(logits.float(), -1)[rows, correct]
-        probs = torch.softmax(logits.float(), -1).view(copies, n, -1)
-        sign = torch.zeros(n, probs.shape[-1], device=logits.device)
-        for i, (c, w) in enumerate(zip(ps.correct, ps.wrong, strict=True)):
-            sign[i, c], sign[i, w] = 1.0, -1.0
-        return (probs * sign[None]).sum(-1).view(-1)

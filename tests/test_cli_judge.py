@@ -99,3 +99,69 @@ def test_patch_json(tmp_path):
     # the toy's name mover 3.2 alone restores most of the clean logit difference
     assert grid["effects"][3][2] > grid["corrupted_metric"] + 0.5 * (
         grid["clean_metric"] - grid["corrupted_metric"])
+
+
+def test_patch_runs_each_prompt_set_once_and_matches_head_patch_grid(monkeypatch, capsys):
+    """The baselines come from the grid's own two runs: one full forward of the clean
+    prompts, one of the corrupted; the numbers are head_patch_grid's and the metric's."""
+    import argparse
+
+    import torch
+
+    from engine import hooks, interventions
+    from engine.interventions import head_patch_grid
+    from engine.metrics import PuzzleMetric
+    from engine.models import load_model, pad_rows
+    from engine.puzzle import find_puzzle
+    from game.commands import patch
+
+    lm = load_model("toy", device="cpu")
+    ps = find_puzzle("ioi-whole-circuit").build_prompts(lm.tokenizer, "play")
+    clean, corrupted = pad_rows(ps.token_ids[:5]), pad_rows(ps.corrupted_ids[:5])
+    full: list[list[list[int]]] = []
+    real = hooks.forward
+
+    def counting(lm, tokens, **kw):
+        if kw.get("start_layer", 0) == 0 and kw.get("resid") is None:
+            full.append(tokens.ids.tolist())
+        return real(lm, tokens, **kw)
+
+    monkeypatch.setattr(hooks, "forward", counting)
+    monkeypatch.setattr(interventions, "forward", counting)
+    args = argparse.Namespace(puzzle="ioi-whole-circuit", model="toy", device="cpu", count=5,
+                              json=True)
+    assert patch.run(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sorted(full) == sorted([clean.ids.tolist(), corrupted.ids.tolist()])
+    monkeypatch.undo()
+
+    metric = PuzzleMetric(ps.metric.kind, ps.correct[:5], ps.wrong[:5])
+    grid = head_patch_grid(lm, corrupted, clean, metric)
+    assert out["effects"] == [[pytest.approx(float(v), abs=1e-4) for v in row] for row in grid]
+    with torch.inference_mode():
+        for name, tokens in (("clean_metric", clean), ("corrupted_metric", corrupted)):
+            expected = float(metric(real(lm, tokens, logits="last").logits).mean())
+            assert out[name] == pytest.approx(expected, abs=1e-4)
+    assert out["prompts"] == ps.texts[:5] and out["corrupted"] == ps.corrupted[:5]
+    decode = lm.tokenizer.decode
+    assert out["answers"] == [[decode(c), decode(w)] for c, w in zip(ps.correct[:5],
+                                                                     ps.wrong[:5], strict=True)]
+
+
+def test_doctor_reports_the_cache_and_clears_it(tmp_path):
+    runs = tmp_path / "home" / "cache" / "runs"
+    runs.mkdir(parents=True)
+    for name in ("judge-v3-aa.pt", "judge-effects-v3-aa.pt", "heads-v3-bb.pt"):
+        (runs / name).write_bytes(b"x" * 1000)
+    done = lineup(tmp_path, "doctor", "--json")
+    checks = {c["check"]: c for c in json.loads(done.stdout)["checks"]}
+    detail = checks["run cache"]["detail"]
+    assert "3 files" in detail and "2.9 KB" in detail
+    assert "lineup doctor --clear-cache" in detail
+    cleared = lineup(tmp_path, "doctor", "--clear-cache", "--json")
+    payload = json.loads(cleared.stdout)
+    assert payload["cache_files_deleted"] == 3
+    assert not list(runs.glob("*.pt"))
+    assert "0 files" in {c["check"]: c for c in payload["checks"]}["run cache"]["detail"]
+    text = lineup(tmp_path, "doctor", "--clear-cache")
+    assert "deleted 0 cached run files" in text.stdout

@@ -114,6 +114,10 @@ def test_missing_step_fails_faithfulness(ioi, toy):
     assert report.faithfulness < report.pass_line
     assert report.stars == 1 and not report.solved
     assert any("below the pass line" in p for p in report.problems)
+    # the held-out prompts can only confirm a pass: they are not even run
+    assert report.heldout_faithfulness is None
+    assert report.to_json()["heldout_faithfulness"] is None
+    assert "heldout" not in report.timing_s
 
 
 def test_useless_extra_question_costs_the_third_star(ioi, toy):
@@ -197,16 +201,23 @@ def test_other_correct_circuits_pass_too(ioi, toy):
     assert report.stars == 3
 
 
-def test_second_grade_uses_the_cache_and_a_corrupt_file_is_rebuilt(tmp_path, toy, ioi):
+def big_files():
     from engine import cache
 
+    return sorted(p for p in cache.runs_dir().glob("judge-v*.pt"))
+
+
+def test_second_grade_uses_the_cache_and_a_corrupt_file_is_rebuilt(tmp_path, toy, ioi):
+    from engine import cache, judge
+
     first = check(ioi, toy, DUP, INH, NM)
-    assert first.timing_s["cached"] in (0.0, 1.0)
-    hits = cache.STATS["hits"]
+    assert first.timing_s["cached"] == 0.0  # every test has its own, empty cache folder
+    hits, runs = cache.STATS["hits"], dict(judge.RUNS)
     second = check(ioi, toy, DUP, INH, NM)
     assert second.timing_s["cached"] == 1.0
     assert cache.STATS["hits"] > hits
-    assert second.timing_s["judging"] < 0.5
+    assert dict(judge.RUNS) == runs  # nothing is run again: no split built, no patched copy
+    assert second.to_json()["questions"] == first.to_json()["questions"]
     files = list(cache.runs_dir().glob("judge-*.pt"))
     assert files
     for f in files:
@@ -217,6 +228,154 @@ def test_second_grade_uses_the_cache_and_a_corrupt_file_is_rebuilt(tmp_path, toy
     assert third.timing_s["cached"] == 0.0
     assert third.stars == 3 and third.faithfulness == pytest.approx(first.faithfulness)
     assert check(ioi, toy, DUP, INH, NM).timing_s["cached"] == 1.0
+
+
+def test_a_changed_circuit_runs_only_what_it_changes(toy, ioi):
+    """Counted, not timed: the patched copies (one copy = every prompt once) each check runs.
+    New results go to a small side file; the big file of runs is written once."""
+    from engine import cache, judge
+
+    before = dict(judge.RUNS)
+    check(ioi, toy, DUP, INH, NM)
+    first_copies = judge.RUNS["copies"] - before["copies"]
+    assert judge.RUNS["builds"] - before["builds"] == 2  # play and held-out splits
+    big = {p: p.stat().st_mtime_ns for p in big_files()}
+    assert len(big) == 2
+    after_first = dict(judge.RUNS)
+    # the first check measured every two-question subset (minimality); one question keeps a
+    # new set of heads: one faithfulness run, nothing else
+    missing = check(ioi, toy, NM)
+    assert judge.RUNS["builds"] == after_first["builds"]
+    assert judge.RUNS["copies"] - after_first["copies"] == 1 < first_copies
+    assert missing.stars == 1
+    # the new result outlives the process memo: it is in the side file
+    assert list(cache.runs_dir().glob("judge-effects-v*.pt"))
+    cache.forget()
+    counted = dict(judge.RUNS)
+    again = check(ioi, toy, NM)
+    assert dict(judge.RUNS) == counted
+    assert again.faithfulness == pytest.approx(missing.faithfulness)
+    assert {p: p.stat().st_mtime_ns for p in big_files()} == big  # never rewritten
+
+
+def test_effects_of_another_build_are_ignored(toy, ioi):
+    from engine import cache, judge
+
+    first = check(ioi, toy, DUP, INH, NM)
+    sides = list(cache.runs_dir().glob("judge-effects-v*.pt"))
+    assert len(sides) == 2  # play and held-out
+    for side in sides:
+        key = side.name.rsplit("-", 1)[1].removesuffix(".pt")
+        saved = cache.load("judge-effects", key)
+        assert saved is not None and saved["effects"]
+        # the same key, but written for another build of the big file, with wrong numbers
+        cache.save("judge-effects", key, {"build": "another-build",
+                                          "effects": {k: 999.0 for k in saved["effects"]}})
+    cache.forget()
+    runs = dict(judge.RUNS)
+    second = check(ioi, toy, DUP, INH, NM)
+    assert second.faithfulness == pytest.approx(first.faithfulness)
+    assert second.stars == 3
+    assert judge.RUNS["copies"] > runs["copies"]  # recomputed, not trusted
+
+
+def test_saving_deletes_other_cache_versions(tmp_path):
+    from engine import cache
+
+    folder = cache.runs_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    old = [folder / f"judge-v{cache.CACHE_VERSION - 1}-abc123.pt",
+           folder / f"heads-v{cache.CACHE_VERSION + 7}-def456.pt",
+           folder / "judge-effects-v1-0a0b.pt"]
+    keep = [folder / f"judge-v{cache.CACHE_VERSION}-fff000.pt", folder / "notes.txt"]
+    for p in old + keep:
+        p.write_bytes(b"x")
+    assert cache.save("heads", "0123abcd", {"x": 1.0}) is not None
+    assert not any(p.exists() for p in old)
+    assert all(p.exists() for p in keep)
+    assert cache.path_for("heads", "0123abcd").exists()
+    assert cache.size()[0] == 2
+    assert cache.clear() == 2 and cache.size() == (0, 0)
+    assert (folder / "notes.txt").exists()
+
+
+def test_memo_is_used_only_while_the_file_is_unchanged(tmp_path):
+    from engine import cache
+
+    cache.save("heads", "00ff", {"x": 1.0}, memo=True)
+    memo_hits = cache.STATS["memo_hits"]
+    assert cache.load("heads", "00ff", memo=True)["x"] == 1.0
+    assert cache.STATS["memo_hits"] == memo_hits + 1
+    # another process rewrites the entry: the memo is stale and is not used
+    path = cache.path_for("heads", "00ff")
+    import torch
+
+    torch.save({"x": 2.0, "__key__": "00ff"}, path)
+    assert cache.load("heads", "00ff", memo=True)["x"] == 2.0
+    path.write_bytes(b"garbage")
+    assert cache.load("heads", "00ff", memo=True) is None
+    assert not path.exists()
+
+
+def test_detector_parameters_are_in_the_heads_cache_key(toy, monkeypatch):
+    from engine import detectors, judge
+
+    key = judge._heads_key(toy)
+    data = judge._head_scores(toy)
+    monkeypatch.setattr(detectors, "COPY_TOP_K", 1)
+    assert judge._heads_key(toy) != key
+    stricter = judge._head_scores(toy)  # recomputed, not the stale entry
+    assert not torch_equal(stricter["scores"][3], data["scores"][3])
+    assert bool((stricter["scores"][3] <= data["scores"][3]).all())
+    monkeypatch.undo()
+    assert judge._heads_key(toy) == key
+
+    def attention_scores(lm, *, n_sequences=16, seed=0):
+        raise AssertionError("not called")
+
+    def copy_scores(lm, *, n_tokens=100, n_compared=500, seed=0):
+        raise AssertionError("not called")
+
+    monkeypatch.setattr(detectors, "attention_scores", attention_scores)
+    changed = judge._heads_key(toy)
+    assert changed != key
+    monkeypatch.setattr(detectors, "copy_scores", copy_scores)
+    assert judge._heads_key(toy) not in (key, changed)
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+def test_backup_evidence_is_measured_with_the_name_movers_silenced(toy, tmp_path):
+    """The backup card's effect is measured with the round's name movers ablated; each
+    head's evidence must be too, or it shows the name mover's own large effect next to a
+    question effect of about zero."""
+    cards = "cards: [previous-token, duplicate-token, induction, s-inhibition, name-mover"
+    puzzle = find_puzzle(toy_puzzle_file(tmp_path, replace={
+        cards + "]": cards + ", backup-name-mover]"}))
+    backup = Question("late", "END", "backup-name-mover", "IO")
+    report = check(puzzle, toy, DUP, INH, NM, backup)
+    [rep] = [q for q in report.questions if q.card == "backup-name-mover"]
+    assert rep.verdict == "not-needed"  # the toy has no backup: 3.2 is the name mover itself
+    assert abs(rep.effect) < 0.05
+    assert [h.head for h in rep.heads] == ["3.2"]
+    assert rep.heads[0].effect == pytest.approx(rep.effect, abs=1e-6)
+    [mover] = [q for q in report.questions if q.card == "name-mover"]
+    assert mover.heads[0].effect > 0.5  # the same head, measured without the ablation
+
+
+def test_only_a_circuit_for_another_puzzle_loses_every_star(ioi, toy):
+    wrong = grade(ioi, Circuit("some-other-puzzle", [DUP, INH, NM]), toy)
+    assert wrong.stars == 0 and not wrong.solved
+    assert any("some-other-puzzle" in p for p in wrong.problems)
+    # other problems do not cost stars, whatever their wording
+    twice = check(ioi, toy, DUP, INH, NM, NM, Question("early", "S1+1", "previous-token", "S1"),
+                  Question("early", "S1+1", "previous-token", "S1"))
+    assert any("placed twice" in p for p in twice.problems)
+    assert twice.stars == 2
 
 
 def test_progress_and_cancel(ioi, toy):

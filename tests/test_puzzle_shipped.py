@@ -127,7 +127,17 @@ def _check_prompts(puzzle, tok) -> None:
             for name, positions in ps.roles.items():
                 assert 0 <= positions[i] < len(ps.token_ids[i]), name
             assert ps.correct[i], "an answer to measure"
-        assert ps.at == ps.roles[puzzle.metric.at]
+        m = puzzle.metric
+        for i, ids in enumerate(ps.token_ids):
+            # the guess is read at the last token (`lineup patch` and the game need it there)
+            assert ps.at[i] == len(ids) - 1, (m.at, ps.texts[i])
+            if m.kind == "greater_than":
+                assert not set(ps.correct[i]) & set(ps.wrong[i])
+                continue
+            # the answers are the tokens the metric's roles hold, and they differ
+            assert ps.correct[i] == [ids[ps.roles[m.correct][i]]]
+            assert ps.wrong[i] == ([ids[ps.roles[m.wrong][i]]] if m.wrong else [])
+            assert ps.correct[i] != ps.wrong[i], ps.texts[i]
     # the role's token is the word that was filled in
     for i, fills in enumerate(play.fills):
         for role, spec in puzzle.roles.items():

@@ -16,9 +16,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "doctor",
         help="check the installation and suggest fixes",
         description="Check packages, the bundled tokenizer and toy models, the data and cache "
-        "folders, and whether real GPT-2 is cached; print what to do about each problem. "
-        "Exits 1 if something needed is broken (missing GPT-2 alone is not a problem).",
+        "folders, the size of the judge's run cache, and whether real GPT-2 is cached; print "
+        "what to do about each problem. Exits 1 if something needed is broken (missing GPT-2 "
+        "alone is not a problem).",
     )
+    parser.add_argument("--clear-cache", action="store_true",
+                        help="first delete the judge's cached runs (they are rebuilt when "
+                        "needed)")
     add_json_option(parser)
     parser.set_defaults(run=run)
 
@@ -86,17 +90,45 @@ def _gpt2() -> list[Check]:
     return [("real GPT-2", True, detail)]
 
 
-CHECKS: list[Callable[[], list[Check]]] = [_packages, _tokenizer, _toys, _folders, _gpt2]
+def _size(n_bytes: int) -> str:
+    if n_bytes < 1024:
+        return f"{n_bytes} bytes"
+    if n_bytes < 1024**2:
+        return f"{n_bytes / 1024:.1f} KB"
+    return f"{n_bytes / 1024**2:.1f} MB"
+
+
+def _cache() -> list[Check]:
+    from engine import cache
+
+    files, total = cache.size()
+    detail = f"{files} file{'' if files == 1 else 's'}, {_size(total)} in {cache.runs_dir()}"
+    if files:
+        detail += "; free the space with: lineup doctor --clear-cache"
+    return [("run cache", True, detail)]
+
+
+CHECKS: list[Callable[[], list[Check]]] = [_packages, _tokenizer, _toys, _folders, _cache, _gpt2]
 
 
 def run(args: argparse.Namespace) -> int:
+    cleared = None
+    if getattr(args, "clear_cache", False):
+        from engine import cache
+
+        cleared = cache.clear()
     results = [check for group in CHECKS for check in group()]
     healthy = all(ok for _, ok, _ in results)
     if args.json:
-        emit_json({"ok": healthy, "checks": [
+        payload = {"ok": healthy, "checks": [
             {"check": what, "ok": ok, "detail": detail} for what, ok, detail in results
-        ]})
+        ]}
+        if cleared is not None:
+            payload["cache_files_deleted"] = cleared
+        emit_json(payload)
     else:
+        if cleared is not None:
+            print(f"deleted {cleared} cached run file{'' if cleared == 1 else 's'}")
         for what, ok, detail in results:
             print(f"{'ok ' if ok else 'BAD'}  {what}: {detail}")
         print("everything needed is in place" if healthy else "fix the BAD lines above")

@@ -27,11 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    import torch
-
     from engine.errors import UsageError
-    from engine.interventions import head_patch_grid
-    from engine.judge import LastMetric
+    from engine.metrics import PuzzleMetric
     from engine.models import pad_rows
 
     puzzle = find_puzzle_or_report(args.puzzle)
@@ -43,22 +40,13 @@ def run(args: argparse.Namespace) -> int:
     t1 = time.perf_counter()
     ps = puzzle.build_prompts(lm.tokenizer, "play")
     n = len(ps) if args.count is None else min(args.count, len(ps))
-    keep = list(range(n))
-    for name in ("texts", "corrupted", "token_ids", "corrupted_ids", "tokens", "correct",
-                 "wrong", "templates", "fills"):
-        setattr(ps, name, [getattr(ps, name)[i] for i in keep if i < len(getattr(ps, name))])
-    ps.roles = {k: v[:n] for k, v in ps.roles.items()}
-    if any(a != len(ids) - 1 for a, ids in zip(ps.at, ps.token_ids, strict=True)):
+    token_ids, corrupted_ids = ps.token_ids[:n], ps.corrupted_ids[:n]
+    if any(a != len(ids) - 1 for a, ids in zip(ps.at[:n], token_ids, strict=True)):
         raise UsageError(f"{puzzle.id}: the metric is not read at the last token; "
                          "the patching grid needs it there")
-    clean = pad_rows(ps.token_ids, device=lm.device)
-    corrupted = pad_rows(ps.corrupted_ids, device=lm.device)
-    metric = LastMetric(ps)
-    with torch.inference_mode():
-        from engine.hooks import forward
-
-        clean_metric = float(metric(forward(lm, clean, logits="last").logits).mean())
-        corrupted_metric = float(metric(forward(lm, corrupted, logits="last").logits).mean())
+    clean = pad_rows(token_ids, device=lm.device)
+    corrupted = pad_rows(corrupted_ids, device=lm.device)
+    metric = PuzzleMetric(ps.metric.kind, ps.correct[:n], ps.wrong[:n])
     show = not args.json and sys.stderr.isatty()
 
     def progress(done: int, total: int) -> None:
@@ -66,17 +54,18 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"\r\033[Klineup: patching layer {done}/{total}")
             sys.stderr.flush()
 
-    grid = head_patch_grid(lm, corrupted, clean, metric, progress=progress)
+    clean_metric, corrupted_metric, grid = patch_grid(lm, corrupted, clean, metric,
+                                                      progress=progress)
     if show:
         sys.stderr.write("\r\033[K")
     timing = {"model_load": round(load_s, 4), "patching": round(time.perf_counter() - t1, 4)}
     decode = lm.tokenizer.decode
     answers = [[decode(c[:1]) if c else None, decode(w[:1]) if w else None]
-               for c, w in zip(ps.correct, ps.wrong, strict=True)]
+               for c, w in zip(ps.correct[:n], ps.wrong[:n], strict=True)]
     if args.json:
         emit_json({
             "puzzle": puzzle.id, "model": lm.name, "metric": ps.metric.kind,
-            "prompts": ps.texts, "corrupted": ps.corrupted, "answers": answers,
+            "prompts": ps.texts[:n], "corrupted": ps.corrupted[:n], "answers": answers,
             "clean_metric": clean_metric, "corrupted_metric": corrupted_metric,
             "effects": [[round(float(v), 5) for v in row] for row in grid],
             "timing_s": timing,
@@ -103,3 +92,35 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"clean {clean_metric:.3f}, corrupted {corrupted_metric:.3f} "
                   "(each cell: the metric with that head restored)", highlight=False)
     return Exit.OK
+
+
+def patch_grid(lm, target, source, metric, *, progress=None):
+    """(metric of source, metric of target, the head-patching grid): what
+    ``engine.interventions.head_patch_grid`` computes, plus the two baseline metrics read from
+    the same two runs, so no prompt set is run twice."""
+    import torch
+
+    from engine.hooks import act_name, forward
+    from engine.interventions import _patch_layer_heads, _same_shape
+
+    _same_shape(target, source)
+    n_layers, n_heads = lm.n_layers, lm.n_heads
+    z_names = [act_name("z", layer) for layer in range(n_layers)]
+    resid_names = [act_name("resid_pre", layer) for layer in range(n_layers)]
+    heads_per_chunk = max(1, min(n_heads, 512 // max(len(target), 1)))
+    grid = torch.empty(n_layers, n_heads)
+    with torch.inference_mode():
+        source_run = forward(lm, source, record=z_names, logits="last")
+        target_run = forward(lm, target, record=z_names + resid_names, logits="last")
+        source_metric = float(metric(source_run.logits).mean())
+        target_metric = float(metric(target_run.logits).mean())
+        for layer in range(n_layers):
+            for first in range(0, n_heads, heads_per_chunk):
+                heads = list(range(first, min(n_heads, first + heads_per_chunk)))
+                grid[layer, heads] = _patch_layer_heads(
+                    lm, target, layer, heads, target_run.cache[resid_names[layer]],
+                    target_run.cache[z_names[layer]], source_run.cache[z_names[layer]], metric,
+                )
+            if progress is not None:
+                progress(layer + 1, n_layers)
+    return source_metric, target_metric, grid
