@@ -383,3 +383,63 @@ def attribution_patch_grid(
         for n in z_names
     ])
     return (grid + base.detach()).float().cpu()
+
+
+def resid_patch_grid(
+    lm: LoadedModel,
+    target: Tokens,
+    source: Tokens,
+    positions_by_role: dict[str, Sequence[int]],
+    metric: Metric,
+    layers: Iterable[int] | None = None,
+    *,
+    cancelled: Callable[[], bool] | None = None,
+    max_batch: int = 512,
+) -> torch.Tensor:
+    """The metric (mean over prompts) after copying ``source``'s residual stream at one role's
+    position into ``target`` at the start of a layer: [layer, role], rows in ``layers`` order
+    (default: every layer), columns in ``positions_by_role`` order. ``positions_by_role[r]``
+    holds one position per prompt. Cell [i, j] equals ``patch_resid(lm, target, source,
+    layers[i], positions=positions_by_role[role_j])`` read by ``metric`` and averaged.
+
+    Fast because both runs' ``resid_pre`` are recorded once, and each layer's patched runs (one
+    copy of the target batch per role, stacked) start at that layer from the patched stream;
+    only each prompt's last position is unembedded.
+    """
+    import torch
+
+    from engine.models import Tokens
+
+    _same_shape(target, source)
+    layers = list(range(lm.n_layers)) if layers is None else list(layers)
+    for layer in layers:
+        if not 0 <= layer < lm.n_layers:
+            raise UsageError(f"no layer {layer} in a model of {lm.n_layers} layers")
+    roles = list(positions_by_role)
+    grid = torch.empty(len(layers), len(roles))
+    if not layers or not roles:
+        return grid
+    batch = len(target)
+    names = sorted({act_name("resid_pre", layer) for layer in layers})
+    masks = [_positions_mask(positions_by_role[role], target) for role in roles]
+    per_chunk = max(1, min(len(roles), max_batch // max(batch, 1)))
+    with torch.inference_mode():
+        stop = max(layers) + 1
+        source_run = forward(lm, source, record=names, stop_layer=stop).cache
+        target_run = forward(lm, target, record=names, stop_layer=stop).cache
+        for row, layer in enumerate(layers):
+            name = act_name("resid_pre", layer)
+            src, tgt = source_run[name], target_run[name]
+            for first in range(0, len(roles), per_chunk):
+                if cancelled is not None and cancelled():
+                    raise InterruptedError("patching cancelled")
+                chunk = list(range(first, min(len(roles), first + per_chunk)))
+                copies = len(chunk)
+                mask = torch.cat([masks[j] for j in chunk])[:, :, None]
+                resid = torch.where(mask, src.repeat(copies, 1, 1), tgt.repeat(copies, 1, 1))
+                stacked = Tokens(ids=target.ids.repeat(copies, 1),
+                                 lengths=list(target.lengths) * copies)
+                run = forward(lm, stacked, start_layer=layer, resid=resid, logits="last")
+                values = metric(run.logits).view(copies, batch)
+                grid[row, chunk] = values.mean(1).float().cpu()
+    return grid

@@ -19,6 +19,7 @@ from textual import on, work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
 from game.progress import Progress
@@ -107,9 +108,11 @@ class LineupApp(App[int]):
         self.call_after_refresh(self._after_first_frame)
 
     def _after_first_frame(self) -> None:
-        """The menu is painted: note whether torch was needed for it (it must not be), then
-        load the model in the background so the first check does not wait for it."""
+        """The menu is painted: note whether torch or huggingface_hub was needed for it (they
+        must not be), then load the model in the background so the first check does not wait
+        for it."""
         self.torch_at_first_frame = "torch" in sys.modules
+        self.hub_at_first_frame = "huggingface_hub" in sys.modules
         self.first_frame_at = time.time()
         if not getattr(self.engine, "fake", False):
             self.warm_up()
@@ -169,6 +172,9 @@ class LineupApp(App[int]):
     # ------------------------------------------------------------------ failures, in one place
     @on(Worker.StateChanged)
     def worker_failed(self, event: Worker.StateChanged) -> None:
+        """The one place a failed worker is reported. ``Worker.StateChanged`` does not bubble,
+        so screens that run workers hand theirs here (``game.screens.base``); the App's own
+        (the warm-up) arrive directly."""
         if event.state != WorkerState.ERROR:
             return
         from engine.errors import LineupError
@@ -183,7 +189,14 @@ class LineupApp(App[int]):
         else:
             self.notify(f"{type(error).__name__}: {error}", title=f"{what} failed",
                         severity="error", timeout=10)
-        failed = getattr(self.screen, "work_failed", None)
+        # Tell the screen (or widget) that started the worker, not whatever is on top now; a
+        # worker of the App itself (the warm-up) goes to the current screen.
+        owner = event.worker.node
+        if not isinstance(owner, Widget):
+            owner = self.screen
+        if not owner.is_attached:  # closed since: nobody is waiting for this work
+            return
+        failed = getattr(owner, "work_failed", None)
         if failed is not None:
             failed(event.worker, error)
 

@@ -144,20 +144,67 @@ def block_for(model: str) -> str | None:
 # --------------------------------------------------------------------------- the real engine
 
 
+def gpt2_cached_cheaply() -> bool:
+    """Whether real GPT-2 is in the Hugging Face cache, by the cache's folder layout alone: the
+    walk ``engine.models.gpt2_cache_dir`` makes through ``try_to_load_from_cache``, with
+    ``os.path`` only, so the first frame does not wait for huggingface_hub to import."""
+    from engine.models import GPT2_REPO, GPT2_WEIGHT_FILES
+
+    def path(value: str) -> str:
+        return os.path.expandvars(os.path.expanduser(value))
+
+    cache_home = os.getenv("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
+    hf_home = path(os.getenv("HF_HOME", os.path.join(cache_home, "huggingface")))
+    hub = path(os.getenv("HF_HUB_CACHE",
+                         os.getenv("HUGGINGFACE_HUB_CACHE", os.path.join(hf_home, "hub"))))
+    repo = os.path.join(hub, "models--" + GPT2_REPO.replace("/", "--"))
+    revision = "main"
+    ref = os.path.join(repo, "refs", revision)
+    try:
+        if os.path.isfile(ref):
+            with open(ref, encoding="utf-8") as handle:
+                revision = handle.read()
+    except OSError:
+        return False
+    snapshot = os.path.join(repo, "snapshots", revision)
+    if not os.path.isfile(os.path.join(snapshot, "config.json")):
+        return False
+    return any(os.path.isfile(os.path.join(snapshot, name)) for name in GPT2_WEIGHT_FILES)
+
+
 class Engine:
-    """Model work for the TUI. Loads the model once, on first use, in whatever worker asks."""
+    """Model work for the TUI. Loads each model once, on first use, in whatever worker asks.
+
+    With no ``--model`` the model is real GPT-2 when it is cached, else the toy; that is
+    decided on first use of ``model`` by looking at the cache folder (no imports). A puzzle's
+    toy block may name its own bundled toy (``toy:``): the heavy methods given a puzzle load
+    that one, as the CLI does (``engine.judge.model_spec_for``)."""
 
     fake = False
 
     def __init__(self, model: str | None = None, device: str | None = None) -> None:
-        from engine.models import default_model_name
-
         self.requested = model
-        self.model = model or default_model_name()
+        self._model = model
         self.device = device
-        self.block = block_for(self.model)
-        self._lm: Any = None
+        self._block: str | None = None
+        self._lms: dict[str, Any] = {}
         self._lock = threading.Lock()
+
+    @property
+    def model(self) -> str:
+        if self._model is None:
+            from engine.models import DEFAULT_TOY
+
+            self._model = "gpt2" if gpt2_cached_cheaply() else DEFAULT_TOY
+        return self._model
+
+    @property
+    def block(self) -> str | None:
+        return self._block if self._block is not None else block_for(self.model)
+
+    @block.setter
+    def block(self, value: str | None) -> None:
+        self._block = value
 
     # ---------------------------------------------------------------- cheap
     def banner(self) -> str:
@@ -171,10 +218,20 @@ class Engine:
             return f"Model: the toy model{why}"
         return f"Model: checkpoint {self.model}"
 
+    def spec_for(self, puzzle: Puzzle | None = None) -> str:
+        """The --model value a puzzle is played on (its toy block's ``toy:``, if any)."""
+        if puzzle is None:
+            return self.model
+        from engine.judge import model_spec_for
+
+        return model_spec_for(puzzle, self.model)
+
     # ---------------------------------------------------------------- heavy (workers only)
-    def lm(self) -> Any:
+    def lm(self, puzzle: Puzzle | None = None) -> Any:
+        spec = self.spec_for(puzzle)
         with self._lock:
-            if self._lm is None:
+            lm = self._lms.get(spec)
+            if lm is None:
                 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
                 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
                 from transformers.utils import logging as hf_logging
@@ -182,9 +239,10 @@ class Engine:
                 hf_logging.disable_progress_bar()  # a progress bar would scribble on the screen
                 from engine.models import load_model
 
-                self._lm = load_model(self.model, device=self.device)
-                self.block = self._lm.block
-            return self._lm
+                lm = self._lms[spec] = load_model(spec, device=self.device)
+                if spec == self.model:
+                    self.block = lm.block
+            return lm
 
     def grade(self, puzzle: Puzzle, questions: list[Question], *, progress: Progress | None = None,
               cancelled: Cancelled | None = None) -> Any:
@@ -193,14 +251,15 @@ class Engine:
 
         if progress:
             progress("loading the model", 0.0)
-        lm = self.lm()
-        circuit = Circuit(puzzle.id, list(questions), model=self.model)
+        lm = self.lm(puzzle)
+        circuit = Circuit(puzzle.id, list(questions), model=lm.name)
         return grade(puzzle, circuit, lm, progress=progress, cancelled=cancelled)
 
-    def attention(self, text: str, layer: int, head: int) -> AttentionView:
+    def attention(self, text: str, layer: int, head: int, *,
+                  puzzle: Puzzle | None = None) -> AttentionView:
         from engine.hooks import act_name, run_with_cache
 
-        lm = self.lm()
+        lm = self.lm(puzzle)
         layer = max(0, min(lm.n_layers - 1, layer))
         head = max(0, min(lm.n_heads - 1, head))
         tokens = lm.tokenize([text])
@@ -211,10 +270,10 @@ class Engine:
         return AttentionView(text, words, layer, head, lm.n_layers, lm.n_heads,
                              [[round(v, 4) for v in row] for row in pattern])
 
-    def lens(self, text: str, k: int = 3) -> Any:
+    def lens(self, text: str, k: int = 3, *, puzzle: Puzzle | None = None) -> Any:
         from engine.lens import logit_lens
 
-        return logit_lens(self.lm(), text, k=k)
+        return logit_lens(self.lm(puzzle), text, k=k)
 
     def predict(self, text: str, k: int = 5) -> Prediction:
         import torch
@@ -231,64 +290,44 @@ class Engine:
         return Prediction(text, lm.token_strings(tokens.ids[0].tolist()), top)
 
     def swap(self, puzzle: Puzzle, *, n: int = 8, cancelled: Cancelled | None = None) -> SwapView:
-        from engine.interventions import head_patch_grid, patch_resid
+        """Denoising patching on the first ``n`` play prompts: each role's residual stream at
+        the start of each layer, and each head's output, from clean into corrupted."""
+        import torch
 
-        lm = self.lm()
-        ps = puzzle.build_prompts(lm.tokenizer, "play")
-        n = min(n, len(ps))
-        clean = lm.tokenize(ps.texts[:n])
-        corrupted = lm.tokenize(ps.corrupted[:n])
-        metric = _metric(puzzle, ps, n)
-        from engine.hooks import run_with_cache
+        from engine.errors import LineupError
+        from engine.hooks import forward
+        from engine.interventions import head_patch_grid, resid_patch_grid
+        from engine.judge import LastMetric
+        from engine.models import pad_rows
 
-        clean_logits, _ = run_with_cache(lm, clean, names=[], logits="last")
-        corrupt_logits, _ = run_with_cache(lm, corrupted, names=[], logits="last")
-        m_clean = float(metric(clean_logits).mean())
-        m_corr = float(metric(corrupt_logits).mean())
+        lm = self.lm(puzzle)
+        ps = first_prompts(puzzle.build_prompts(lm.tokenizer, "play"), n)
+        if any(a != len(ids) - 1 for a, ids in zip(ps.at, ps.token_ids, strict=True)):
+            raise LineupError(f"{puzzle.id}: the metric is not read at the last token, so "
+                              "swapping cannot measure it")
+        clean = pad_rows(ps.token_ids, device=lm.device)
+        corrupted = pad_rows(ps.corrupted_ids, device=lm.device)
+        metric = LastMetric(ps)
+        with torch.inference_mode():
+            m_clean = float(metric(forward(lm, clean, logits="last").logits).mean())
+            m_corr = float(metric(forward(lm, corrupted, logits="last").logits).mean())
         gap = (m_clean - m_corr) or 1e-9
         roles = list(puzzle.roles)
-        by_role = []
-        for layer in range(lm.n_layers):
-            row = []
-            for role in roles:
-                if cancelled and cancelled():
-                    raise InterruptedError("swap cancelled")
-                logits = patch_resid(lm, corrupted, clean, layer,
-                                     positions=ps.roles[role][:n], logits="last")
-                row.append(round((float(metric(logits).mean()) - m_corr) / gap, 3))
-            by_role.append(row)
+        grid = resid_patch_grid(lm, corrupted, clean, {r: ps.roles[r] for r in roles}, metric,
+                                cancelled=cancelled)
+        by_role = [[round((float(v) - m_corr) / gap, 3) for v in row] for row in grid.tolist()]
         grid = head_patch_grid(lm, corrupted, clean, metric, cancelled=cancelled)
         heads = [[round((float(v) - m_corr) / gap, 3) for v in row] for row in grid.tolist()]
         return SwapView(roles, by_role, heads, round(m_clean, 3), round(m_corr, 3))
 
 
-def _metric(puzzle: Puzzle, ps: Any, n: int) -> Callable[[Any], Any]:
-    """The puzzle's metric on last-position logits (one value per prompt, tiled)."""
-    import torch
+def first_prompts(ps: Any, n: int) -> Any:
+    """A prompt set cut to its first ``n`` prompts (every per-prompt list, every role)."""
+    from dataclasses import fields, replace
 
-    from engine.interventions import LogitDiff
-
-    kind = puzzle.metric.kind
-    if kind == "logit_diff":
-        return LogitDiff(ps.correct_ids[:n], ps.wrong_ids[:n])
-    correct = [c for c in ps.correct[:n]]
-    wrong = [w for w in ps.wrong[:n]]
-
-    def metric(logits: torch.Tensor) -> torch.Tensor:
-        copies = logits.shape[0] // n
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        probs = logp.exp()
-        out = []
-        for row in range(logits.shape[0]):
-            i = row % n
-            if kind == "logprob":
-                out.append(logp[row, correct[i][0]])
-            else:
-                out.append(probs[row, correct[i]].sum() - probs[row, wrong[i]].sum())
-        del copies
-        return torch.stack(out)
-
-    return metric
+    per_prompt = {f.name: getattr(ps, f.name)[:n] for f in fields(ps)
+                  if isinstance(getattr(ps, f.name), list)}
+    return replace(ps, **per_prompt, roles={k: v[:n] for k, v in ps.roles.items()})
 
 
 # --------------------------------------------------------------------------- the fake engine
@@ -358,17 +397,29 @@ class FakeEngine:
                     *key, False, "no-such-question",
                     f"no head in round {q.round} has {q.asker} ask {q.responder} that question "
                     "(best 0.06)", []))
-        placed = {(q.round, q.asker, q.card, q.responder) for q in questions}
+        placed = {(q.round, q.asker, q.card, q.responder) for q in questions} | given
         found = len(solution & placed) / max(1, len(solution))
-        wrong = sum(r.verdict != "confirmed" for r in reports)
+        wrong = sum(not r.holds for r in reports)
         faith = round(max(0.0, found - 0.1 * wrong) * 0.93, 2)
         pass_line = block.thresholds.faithfulness
-        solved = found == 1.0 and wrong == 0
-        stars = 3 if solved else (1 if faith >= pass_line else 0)
-        return Report(puzzle.id, self.model, "fake engine", solved, stars, 2.5, 0.1, faith,
-                          round(faith * 0.97, 2), pass_line, reports, [], {})
+        held_line = block.thresholds.heldout_faithfulness
+        # the judge's rules: held-out prompts run only once the play prompts pass; one star
+        # when every question holds, two with faithfulness at the pass line, three when the
+        # held-out prompts pass too
+        holds = bool(reports) and wrong == 0
+        held = round(faith * 0.97, 2) if holds and faith >= pass_line else None
+        stars = 0
+        if holds:
+            stars = 1
+            if faith >= pass_line:
+                stars = 2
+                if held is not None and held >= held_line:
+                    stars = 3
+        return Report(puzzle.id, self.model, "fake engine", stars >= 2, stars, 2.5, 0.1, faith,
+                      held, pass_line, reports, [], {}, heldout_pass_line=held_line)
 
-    def attention(self, text: str, layer: int, head: int) -> AttentionView:
+    def attention(self, text: str, layer: int, head: int, *,
+                  puzzle: Puzzle | None = None) -> AttentionView:
         tokens = WordTokenizer()
         words = [tokens.decode([i]) for i in tokens.encode(text)]
         n = len(words)
@@ -384,7 +435,7 @@ class FakeEngine:
             pattern.append([round(v, 2) for v in row])
         return AttentionView(text, words, layer, head, self.n_layers, self.n_heads, pattern)
 
-    def lens(self, text: str, k: int = 3) -> Any:
+    def lens(self, text: str, k: int = 3, *, puzzle: Puzzle | None = None) -> Any:
         from engine.lens import LensLayer, LensPosition, LensReport
 
         tokens = WordTokenizer()

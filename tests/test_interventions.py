@@ -14,6 +14,7 @@ from engine.interventions import (
     patch_heads,
     patch_resid,
     path_patch,
+    resid_patch_grid,
 )
 
 CLEAN = [
@@ -124,3 +125,28 @@ def test_path_patching_with_identical_prompts_changes_nothing_and_otherwise_move
     assert (same - base).abs().max() <= 1e-4
     moved = path_patch(lm, clean, corrupted, (2, 3), (9, 9), which="q", logits="last")
     assert (moved - base).abs().max() > 1e-6
+
+
+ROLES = {"A": [1, 1], "B": [3, 3], "S2": [9, 9], "END": [13, 13], "mixed": [1, 9]}
+
+
+def test_resid_grid_matches_one_residual_patch_at_a_time(random_gpt2):
+    lm = random_gpt2
+    corrupted, clean = _pair(lm)
+    metric = _metric(lm)
+    grid = resid_patch_grid(lm, corrupted, clean, ROLES, metric)
+    assert grid.shape == (12, len(ROLES))
+    for layer in range(12):
+        for j, positions in enumerate(ROLES.values()):
+            one = patch_resid(lm, corrupted, clean, layer, positions=positions, logits="last")
+            assert abs(metric(one).mean().item() - grid[layer, j].item()) <= 1e-4, (layer, j)
+
+
+def test_resid_grid_takes_chosen_layers_and_small_batches(random_gpt2):
+    lm = random_gpt2
+    corrupted, clean = _pair(lm)
+    metric = _metric(lm)
+    full = resid_patch_grid(lm, corrupted, clean, ROLES, metric)
+    some = resid_patch_grid(lm, corrupted, clean, ROLES, metric, layers=[7, 2], max_batch=2)
+    assert some.shape == (2, len(ROLES))
+    assert (some - full[[7, 2]]).abs().max() <= 1e-4

@@ -50,10 +50,66 @@ def test_damaged_file_is_set_aside_with_a_message(lineup_home) -> None:
 def test_wrong_shapes_are_damaged_too(lineup_home) -> None:
     path = lineup_home / "data" / "progress.json"
     path.parent.mkdir(parents=True)
-    for bad in ('{"version": 1, "puzzles": []}', '{"version": 1, "puzzles": {"a": {"stars": "x"}}}',
-                '{"version": 9, "puzzles": {}}', '[]'):
+    for bad in ('{"version": 1, "puzzles": []}', '{"version": "x", "puzzles": {}}', '[]'):
         path.write_text(bad, encoding="utf-8")
-        assert Progress.load().message
+        p = Progress.load()
+        assert p.message and "moved to progress.json.damaged-" in p.message
+        assert not path.exists()
+
+
+def test_a_bad_entry_is_left_out_alone(lineup_home) -> None:
+    path = lineup_home / "data" / "progress.json"
+    path.parent.mkdir(parents=True)
+    q = {"round": "late", "asker": "A2", "card": "induction", "responder": "B"}
+    path.write_text(json.dumps({"version": 1, "puzzles": {
+        "good": {"stars": 2, "circuit": [q]}, "bad-stars": {"stars": "x"},
+        "bad-circuit": {"stars": 1, "circuit": ["nope"]}, "not-an-object": 3,
+        "also-good": {"stars": 1}}}), encoding="utf-8")
+    p = Progress.load()
+    assert p.stars("good") == 2 and p.circuit("good") == [q] and p.stars("also-good") == 1
+    assert set(p.puzzles) == {"good", "also-good"}
+    assert p.message and "3 entries" in p.message
+    assert all(name in p.message for name in ("bad-stars", "bad-circuit", "not-an-object"))
+    assert not list(path.parent.glob("progress.json.damaged-*"))
+    p.record("good", stars=3)
+    assert set(json.loads(path.read_text())["puzzles"]) == {"good", "also-good"}
+    assert Progress.load().message is None
+
+
+def test_a_newer_save_file_is_read_but_never_written_over(lineup_home) -> None:
+    path = lineup_home / "data" / "progress.json"
+    path.parent.mkdir(parents=True)
+    text = json.dumps({"version": 2, "puzzles": {"a": {"stars": 3}}, "more": {"new": "stuff"}})
+    path.write_text(text, encoding="utf-8")
+    p = Progress.load()
+    assert p.message and "newer version of Lineup" in p.message
+    assert p.stars("a") == 3
+    p.record("b", stars=1, circuit=[])
+    assert p.stars("b") == 1  # kept for this session
+    assert path.read_text() == text
+    assert not list(path.parent.glob("progress.json.damaged-*"))
+
+
+def test_a_file_that_cannot_be_opened_is_kept(lineup_home, monkeypatch) -> None:
+    path = lineup_home / "data" / "progress.json"
+    path.parent.mkdir(parents=True)
+    text = json.dumps({"version": 1, "puzzles": {"a": {"stars": 3}}})
+    path.write_text(text, encoding="utf-8")
+    real = Path.read_text
+
+    def denied(self, *args, **kwargs):
+        if self == path:
+            raise PermissionError(13, "Permission denied")
+        return real(self, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "read_text", denied)
+        p = Progress.load()
+    assert p.message and "Permission denied" in p.message and "left as it is" in p.message
+    p.record("a", stars=1, circuit=[])
+    assert path.read_text() == text  # not renamed, not written over
+    assert not list(path.parent.glob("progress.json.damaged-*"))
+    assert Progress.load().stars("a") == 3  # next time it reads, nothing was lost
 
 
 def test_export_writes_a_circuit_lineup_check_reads(tmp_path) -> None:

@@ -24,3 +24,14 @@ def solution_keys(puzzle_id: str, block: str = "toy") -> list[str]:
             behind = [n for n in people if line.roles[n] < line.roles[q.asker]]
             keys.append(str(behind.index(q.responder) + 1))
     return keys
+
+
+def plain(renderable: object, width: int = 240) -> str:
+    """What a Rich renderable (a Static's content, a verdict Group) reads as, in plain text."""
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    Console(file=out, width=width, color_system=None, legacy_windows=False).print(renderable)
+    return out.getvalue()

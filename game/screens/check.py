@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 from rich.console import Group
@@ -16,10 +17,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
 from textual.worker import get_current_worker
 
+from game.screens.base import ReportsWorkerFailures
 from game.screens.puzzle import VERDICT_MARK
 
 
-class CheckScreen(Screen[Any]):
+class CheckScreen(ReportsWorkerFailures, Screen[Any]):
     """Dismisses with the judge's report (or None when cancelled or failed)."""
 
     BINDINGS: ClassVar = [
@@ -92,9 +94,14 @@ class CheckScreen(Screen[Any]):
         self.query_one("#verdict").focus()
 
     def work_failed(self, worker: Any, error: BaseException) -> None:
-        """Called by the App's one failure handler: go back to the puzzle."""
-        if self.is_current and self.report is None:
+        """Called by the App's one failure handler: go back to the puzzle (or, when another
+        screen is on top, say so here and wait for esc)."""
+        if self.report is not None:
+            return
+        if self.is_current:
             self.dismiss(None)
+        else:
+            self.query_one("#stage", Static).update(f"The check failed: {error}")
 
     def action_leave(self) -> None:
         if self.report is None:
@@ -103,11 +110,16 @@ class CheckScreen(Screen[Any]):
         self.dismiss(self.report)
 
 
-def bar(value: float, line: float, width: int = 30) -> Text:
-    """A bar of ``value`` (0..1) with a ``|`` at the pass line; readable without colour."""
-    value = max(0.0, min(1.0, value))
+def finite(x: Any) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x)
+
+
+def bar(value: float, line: float | None, width: int = 30) -> Text:
+    """A bar of ``value`` (0..1) with a ``┃`` at the pass line (none when the line is unknown:
+    None or NaN); readable without colour."""
+    value = max(0.0, min(1.0, value)) if finite(value) else 0.0
     filled = round(value * width)
-    mark = min(width - 1, round(line * width))
+    mark = min(width - 1, max(0, round(line * width))) if finite(line) else -1
     out = Text("[")
     for i in range(width):
         ch = "█" if i < filled else "░"
@@ -116,6 +128,16 @@ def bar(value: float, line: float, width: int = 30) -> Text:
         out.append(ch, style="bold" if i < filled else "dim")
     out.append("]")
     return out
+
+
+def evidence_text(h: Any) -> str:
+    """"head 1.2: attn 0.82, effect +0.64", leaving out numbers that are not finite."""
+    parts = []
+    if finite(h.attention):
+        parts.append(f"attn {h.attention:.2f}")
+    if finite(h.effect):
+        parts.append(f"effect {h.effect:+.2f}")
+    return f"head {h.head}: {', '.join(parts)}" if parts else f"head {h.head}"
 
 
 def render_verdict(report: Any) -> Group:
@@ -131,8 +153,11 @@ def render_verdict(report: Any) -> Group:
     if report.heldout_faithfulness is None:
         held.append("not measured until the play prompts pass")
     else:
-        held.append_text(bar(report.heldout_faithfulness, report.pass_line))
+        line = getattr(report, "heldout_pass_line", math.nan)
+        held.append_text(bar(report.heldout_faithfulness, line))
         held.append(f" {report.heldout_faithfulness:.2f}")
+        if finite(line):
+            held.append(f"  pass line {line:.2f}")
     metric = Text(f"metric: full model {report.metric_full:.2f}, "
                   f"corrupted {report.metric_corrupted:.2f}", style="dim")
     table = Table(box=None, show_header=True, header_style="bold", expand=True, pad_edge=False)
@@ -143,9 +168,9 @@ def render_verdict(report: Any) -> Group:
         mark = VERDICT_MARK.get(q.verdict, q.verdict)
         what = f"[{q.round}] {q.asker}: {q.card}" + (f" → {q.responder}" if q.responder else "")
         why = q.message
-        if q.heads:
-            why += "\n" + "  ".join(f"head {h.head}: attn {h.attention:.2f}, "
-                                    f"effect {h.effect:+.2f}" for h in q.heads)
+        evidence = [evidence_text(h) for h in q.heads]
+        if any(evidence):
+            why += "\n" + "  ".join(e for e in evidence if e)
         table.add_row(mark, what + (" (given)" if q.given else ""), why)
     parts: list[Any] = [head, Text(""), faith, held, metric, Text(""), table]
     if report.problems:

@@ -34,9 +34,7 @@ class HintScreen(ModalScreen[None]):
 
     def on_mount(self) -> None:
         app: Any = self.app
-        if not app.pack.hints:
-            self.query_one("#hint-body", Static).update("Hints are switched off for this pack.")
-        elif self.state["shown"] == 0 and self.puzzle.hints:
+        if app.pack.hints and self.state["shown"] == 0 and self.puzzle.hints:
             self.action_next()
             return
         self.render_hints()
@@ -44,7 +42,7 @@ class HintScreen(ModalScreen[None]):
     def render_hints(self) -> None:
         app: Any = self.app
         lines = []
-        for k in range(self.state["shown"]):
+        for k in range(self.state["shown"] if app.pack.hints else 0):
             text = self.puzzle.hints[k]
             last = k == self.state["shown"] - 1
             if last and not self.state["decoded"]:
@@ -55,10 +53,13 @@ class HintScreen(ModalScreen[None]):
             lines.append("\n[b]Reference solution[/b]")
             lines += [f"  [{q.round}] {q.asker}: {q.card}"
                       + (f" -> {q.responder}" if q.responder else "") for q in self.block.solution]
-        if app.pack.hints:
-            self.query_one("#hint-body", Static).update("\n\n".join(lines) or "No hints here.")
+        if not app.pack.hints:  # no hints, but the solution may still be revealed
+            lines = ["Hints are switched off for this pack.", *lines]
+        self.query_one("#hint-body", Static).update("\n\n".join(lines) or "No hints here.")
         keys = []
-        if self.state["shown"] and not self.state["decoded"]:
+        if not app.pack.hints:
+            pass
+        elif self.state["shown"] and not self.state["decoded"]:
             keys.append("h decode")
         elif self.state["shown"] < len(self.puzzle.hints):
             keys.append("h next hint")
@@ -66,8 +67,8 @@ class HintScreen(ModalScreen[None]):
             keys.append("r reveal the solution")
         keys.append("esc close")
         left = len(self.puzzle.hints) - self.state["shown"]
-        self.query_one("#hint-keys", Static).update(
-            f"{' · '.join(keys)}   ({left} hint{'s' if left != 1 else ''} left)")
+        count = f"   ({left} hint{'s' if left != 1 else ''} left)" if app.pack.hints else ""
+        self.query_one("#hint-keys", Static).update(f"{' · '.join(keys)}{count}")
 
     def action_next(self) -> None:
         app: Any = self.app

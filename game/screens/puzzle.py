@@ -103,8 +103,8 @@ class PuzzleScreen(Screen[None]):
             (f"[b]Goal:[/b] {p.goal}\n\n" if p.goal else "") + reflow(p.story))
         self.refresh_all()
         table.focus()
-        if self.initial is not None:
-            self.changed()
+        # A circuit opened from a file is not saved over the player's own circuit for this
+        # puzzle until they edit it or check it (``changed``, ``CheckScreen``).
 
     def refresh_all(self) -> None:
         app: Any = self.app
@@ -337,12 +337,14 @@ class PuzzleScreen(Screen[None]):
     def action_attention(self) -> None:
         from game.screens.tools import AttentionScreen
 
-        self.app.push_screen(AttentionScreen(self.line.text, title=self.puzzle.title))
+        self.app.push_screen(AttentionScreen(self.line.text, title=self.puzzle.title,
+                                             puzzle=self.puzzle))
 
     def action_lens(self) -> None:
         from game.screens.tools import LensScreen
 
-        self.app.push_screen(LensScreen(self.line.text, title=self.puzzle.title))
+        self.app.push_screen(LensScreen(self.line.text, title=self.puzzle.title,
+                                        puzzle=self.puzzle))
 
     def action_swap(self) -> None:
         from game.screens.tools import SwapScreen

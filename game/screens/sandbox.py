@@ -59,7 +59,7 @@ class SandboxScreen(ToolScreen):
         prediction = engine.predict(text)
         lens = engine.lens(text)
         attention = engine.attention(text, self.layer_no, self.head_no)
-        self.post_message(self.Loaded((prediction, lens, attention)))
+        self.post_loaded((prediction, lens, attention))
 
     @on(ToolScreen.Loaded)
     def show(self, event: ToolScreen.Loaded) -> None:
@@ -81,7 +81,7 @@ class SandboxScreen(ToolScreen):
     def load_head(self) -> None:
         app: Any = self.app
         view = app.engine.attention(self.text, self.layer_no, self.head_no)
-        self.post_message(self.Loaded((None, None, view)))
+        self.post_loaded((None, None, view))
 
     def action_layer(self, step: int) -> None:
         if self.sizes and self.text:

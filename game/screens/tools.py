@@ -11,6 +11,9 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
+from textual.worker import get_current_worker
+
+from game.screens.base import ReportsWorkerFailures
 
 HEAD_KEYS = [
     Binding("left_square_bracket", "layer(-1)", "Layer -"),
@@ -44,7 +47,7 @@ def fill_attention(table: DataTable, view: Any) -> None:
         table.add_row(f"{q + 1} {short(view.tokens[q])}", *cells)
 
 
-class ToolScreen(Screen[None]):
+class ToolScreen(ReportsWorkerFailures, Screen[None]):
     """A tool view: a title, a note, one or more tables, a footer; work in a thread worker."""
 
     BINDINGS: ClassVar = [Binding("escape", "app.pop_screen", "Back")]
@@ -53,6 +56,12 @@ class ToolScreen(Screen[None]):
         def __init__(self, result: Any) -> None:
             super().__init__()
             self.result = result
+
+    def post_loaded(self, result: Any) -> None:
+        """Post a thread worker's result, unless a newer request has cancelled (superseded) it:
+        a slow old answer must not land after a newer one."""
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.Loaded(result))
 
     def work_failed(self, worker: Any, error: BaseException) -> None:
         self.query_one("#tool-note", Static).update(f"Could not compute this: {error}")
@@ -64,9 +73,11 @@ class AttentionScreen(ToolScreen):
 
     BINDINGS: ClassVar = [*ToolScreen.BINDINGS, *HEAD_KEYS]
 
-    def __init__(self, text: str, *, title: str = "", layer: int = 0, head: int = 0) -> None:
+    def __init__(self, text: str, *, title: str = "", layer: int = 0, head: int = 0,
+                 puzzle: Any = None) -> None:
         super().__init__()
         self.text, self.title_text = text, title
+        self.puzzle = puzzle  # read on the model this puzzle is played on
         self.layer_no, self.head_no = layer, head
         self.n_layers: int | None = None
         self.n_heads: int | None = None
@@ -84,7 +95,8 @@ class AttentionScreen(ToolScreen):
           description="Reading attention")
     def load(self) -> None:
         app: Any = self.app
-        self.post_message(self.Loaded(app.engine.attention(self.text, self.layer_no, self.head_no)))
+        self.post_loaded(app.engine.attention(self.text, self.layer_no, self.head_no,
+                                              puzzle=self.puzzle))
 
     @on(ToolScreen.Loaded)
     def show(self, event: ToolScreen.Loaded) -> None:
@@ -126,9 +138,10 @@ def fill_lens(table: DataTable, report: Any) -> None:
 class LensScreen(ToolScreen):
     """What do you think right now? Each person's top guess after each round (logit lens)."""
 
-    def __init__(self, text: str, *, title: str = "") -> None:
+    def __init__(self, text: str, *, title: str = "", puzzle: Any = None) -> None:
         super().__init__()
         self.text, self.title_text = text, title
+        self.puzzle = puzzle  # read on the model this puzzle is played on
 
     def compose(self) -> ComposeResult:
         yield Static(f"[b]What do you think right now?[/b]  {self.title_text}", id="tool-title")
@@ -143,7 +156,7 @@ class LensScreen(ToolScreen):
           description="Logit lens")
     def load(self) -> None:
         app: Any = self.app
-        self.post_message(self.Loaded(app.engine.lens(self.text)))
+        self.post_loaded(app.engine.lens(self.text, puzzle=self.puzzle))
 
     @on(ToolScreen.Loaded)
     def show(self, event: ToolScreen.Loaded) -> None:
@@ -179,12 +192,10 @@ class SwapScreen(ToolScreen):
     @work(thread=True, exclusive=True, exit_on_error=False, group="swap",
           description="Swapping people")
     def load(self) -> None:
-        from textual.worker import get_current_worker
-
         app: Any = self.app
         worker = get_current_worker()
         view = app.engine.swap(self.puzzle, cancelled=lambda: worker.is_cancelled)
-        self.post_message(self.Loaded(view))
+        self.post_loaded(view)
 
     def action_cancel(self) -> None:
         self.workers.cancel_group(self, "swap")
