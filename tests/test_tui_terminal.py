@@ -17,14 +17,19 @@ pytestmark = pytest.mark.skipif(shutil.which("tmux") is None,
 
 LINEUP = Path(sys.executable).with_name("lineup")
 SESSION = f"lineup-test-{os.getpid()}"
+SOCKET = SESSION  # a private tmux server: no other tmux user can end or confuse it
 
 
 def tmux(*args: str) -> str:
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
+    return subprocess.run(["tmux", "-L", SOCKET, *args], capture_output=True, text=True,
+                          check=True).stdout
 
 
 def screen() -> str:
-    return tmux("capture-pane", "-p", "-t", SESSION)
+    try:
+        return tmux("capture-pane", "-p", "-t", SESSION)
+    except subprocess.CalledProcessError as exc:
+        return f"(tmux could not show the pane: {exc.stderr.strip()})"
 
 
 def wait_for(text: str, timeout: float = 60.0) -> str:
@@ -77,4 +82,4 @@ def test_play_to_verdict_and_quit(tmp_path) -> None:
         assert done.read_text().strip() == "0"
         assert "Traceback" not in screen()
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", SESSION], capture_output=True)
+        subprocess.run(["tmux", "-L", SOCKET, "kill-server"], capture_output=True)
