@@ -19,6 +19,7 @@ linear this is the same as patching each head's write into the residual stream.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from engine.errors import UsageError
@@ -286,6 +287,15 @@ def path_patch(
 # --------------------------------------------------------------------------- patching grids
 
 
+@dataclass
+class HeadPatchGrid:
+    """A head-patching grid and the two unpatched baselines, read from the same two runs."""
+
+    effects: torch.Tensor  # [layer, head]: mean metric with that head patched
+    target_metric: float  # mean metric of the target run, nothing patched
+    source_metric: float  # mean metric of the source run
+
+
 def head_patch_grid(
     lm: LoadedModel,
     target: Tokens,
@@ -298,11 +308,27 @@ def head_patch_grid(
 ) -> torch.Tensor:
     """The metric (mean over prompts) after patching each head's output, at all positions,
     from ``source`` into ``target``: [layer, head]. Denoising: target = corrupted prompts,
-    source = clean prompts.
+    source = clean prompts. See ``head_patch_grid_run`` for the baselines too."""
+    return head_patch_grid_run(
+        lm, target, source, metric, progress=progress, cancelled=cancelled, max_batch=max_batch
+    ).effects
+
+
+def head_patch_grid_run(
+    lm: LoadedModel,
+    target: Tokens,
+    source: Tokens,
+    metric: Metric,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    max_batch: int = 512,
+) -> HeadPatchGrid:
+    """``head_patch_grid`` with the unpatched target and source metrics.
 
     Exact, and fast because each layer's patched runs start from the target's cached
-    ``resid_pre`` at that layer, all heads of a layer run in one batch, and only each prompt's
-    last position is unembedded.
+    ``resid_pre`` at that layer, all heads of a layer run in one batch, the patched layer's
+    own attention is computed once, and only each prompt's last position is unembedded.
     """
     import torch
 
@@ -314,8 +340,8 @@ def head_patch_grid(
     resid_names = [act_name("resid_pre", layer) for layer in range(n_layers)]
     heads_per_chunk = max(1, min(n_heads, max_batch // max(batch, 1)))
     with torch.inference_mode():
-        source_z = forward(lm, source, record=z_names, logits="none").cache
-        target_run = forward(lm, target, record=z_names + resid_names, logits="none").cache
+        source_run = forward(lm, source, record=z_names, logits="last")
+        target_run = forward(lm, target, record=z_names + resid_names, logits="last")
         for layer in range(n_layers):
             for first in range(0, n_heads, heads_per_chunk):
                 if cancelled is not None and cancelled():
@@ -323,11 +349,15 @@ def head_patch_grid(
                 heads = list(range(first, min(n_heads, first + heads_per_chunk)))
                 grid[layer, heads] = _patch_layer_heads(
                     lm, target, layer, heads, target_run[resid_names[layer]],
-                    target_run[z_names[layer]], source_z[z_names[layer]], metric,
+                    target_run[z_names[layer]], source_run[z_names[layer]], metric,
                 )
             if progress is not None:
                 progress(layer + 1, n_layers)
-    return grid
+        return HeadPatchGrid(
+            effects=grid,
+            target_metric=float(metric(target_run.logits).float().mean()),
+            source_metric=float(metric(source_run.logits).float().mean()),
+        )
 
 
 def _patch_layer_heads(lm, target, layer, heads, resid, z_target, z_source, metric):

@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from engine.errors import UsageError
+    from engine.interventions import head_patch_grid_run
     from engine.metrics import PuzzleMetric
     from engine.models import pad_rows
 
@@ -54,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"\r\033[Klineup: patching layer {done}/{total}")
             sys.stderr.flush()
 
-    clean_metric, corrupted_metric, grid = patch_grid(lm, corrupted, clean, metric,
-                                                      progress=progress)
+    result = head_patch_grid_run(lm, corrupted, clean, metric, progress=progress)
+    clean_metric, corrupted_metric = result.source_metric, result.target_metric
+    grid = result.effects
     if show:
         sys.stderr.write("\r\033[K")
     timing = {"model_load": round(load_s, 4), "patching": round(time.perf_counter() - t1, 4)}
@@ -92,35 +94,3 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"clean {clean_metric:.3f}, corrupted {corrupted_metric:.3f} "
                   "(each cell: the metric with that head restored)", highlight=False)
     return Exit.OK
-
-
-def patch_grid(lm, target, source, metric, *, progress=None):
-    """(metric of source, metric of target, the head-patching grid): what
-    ``engine.interventions.head_patch_grid`` computes, plus the two baseline metrics read from
-    the same two runs, so no prompt set is run twice."""
-    import torch
-
-    from engine.hooks import act_name, forward
-    from engine.interventions import _patch_layer_heads, _same_shape
-
-    _same_shape(target, source)
-    n_layers, n_heads = lm.n_layers, lm.n_heads
-    z_names = [act_name("z", layer) for layer in range(n_layers)]
-    resid_names = [act_name("resid_pre", layer) for layer in range(n_layers)]
-    heads_per_chunk = max(1, min(n_heads, 512 // max(len(target), 1)))
-    grid = torch.empty(n_layers, n_heads)
-    with torch.inference_mode():
-        source_run = forward(lm, source, record=z_names, logits="last")
-        target_run = forward(lm, target, record=z_names + resid_names, logits="last")
-        source_metric = float(metric(source_run.logits).mean())
-        target_metric = float(metric(target_run.logits).mean())
-        for layer in range(n_layers):
-            for first in range(0, n_heads, heads_per_chunk):
-                heads = list(range(first, min(n_heads, first + heads_per_chunk)))
-                grid[layer, heads] = _patch_layer_heads(
-                    lm, target, layer, heads, target_run.cache[resid_names[layer]],
-                    target_run.cache[z_names[layer]], source_run.cache[z_names[layer]], metric,
-                )
-            if progress is not None:
-                progress(layer + 1, n_layers)
-    return source_metric, target_metric, grid
