@@ -38,6 +38,11 @@ MAX_BYTES = 256 * 1024  # a puzzle is a few kilobytes; anything this big is a mi
 MAX_DEPTH = 24  # puzzles nest four or five levels deep
 MAX_LIST = 2000  # items in any one list
 LADDERS = ("induction", "ioi", "beyond")
+LADDER_TITLES = {
+    "induction": "Induction: copying what came next last time",
+    "ioi": "Indirect objects: who gets the drink?",
+    "beyond": "Beyond: when thinking matters",
+}
 BLOCKS = ("gpt2", "toy")
 METRIC_KINDS = ("logit_diff", "logprob", "greater_than")
 ID_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")

@@ -134,11 +134,9 @@ def line_of(puzzle: Puzzle, index: int = 0) -> LineView:
 
 def block_for(model: str) -> str | None:
     """Which puzzle block a --model value plays, without loading it."""
-    if model in ("gpt2", "random-gpt2"):
-        return "gpt2"
-    if model.startswith("toy"):
-        return "toy"
-    return "gpt2"  # a directory: GPT-2-shaped checkpoints are the only ones supported
+    from engine.models import block_for_spec
+
+    return block_for_spec(model)
 
 
 # --------------------------------------------------------------------------- the real engine

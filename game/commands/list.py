@@ -13,11 +13,6 @@ from game.output import Exit, add_json_option, emit_json, note
 
 HELP = "list the puzzles by ladder, with your stars"
 MAX_STARS = 3
-LADDER_TITLES = {
-    "induction": "Induction: copying what came next last time",
-    "ioi": "Indirect objects: who gets the drink?",
-    "beyond": "Beyond: when thinking matters",
-}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -54,6 +49,7 @@ def read_progress() -> dict[str, int]:
 
 def collect() -> list[dict[str, Any]]:
     from engine.puzzle import BLOCKS, LADDERS, Problem, load_all
+    from engine.puzzle_schema import LADDER_TITLES
 
     problems: list[Problem] = []
     puzzles = load_all(problems)

@@ -10,11 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-LADDER_TITLES = {
-    "induction": "Induction: copying what came next last time",
-    "ioi": "Indirect objects: who gets the drink?",
-    "beyond": "Beyond: when thinking matters",
-}
+from engine.puzzle_schema import LADDER_TITLES
 
 
 def stars_text(n: int) -> str:
