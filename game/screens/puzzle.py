@@ -268,24 +268,24 @@ class PuzzleScreen(Screen[None]):
     def action_add(self) -> None:
         self.pick_question(None)
 
-    def action_move(self) -> None:
+    def editable(self) -> int | None:
+        """The selected question's index, if the player may change it (given ones are fixed)."""
         k = self.selected()
-        if k is None:
-            return
-        if self.questions[k] in self.given:
+        if k is not None and self.questions[k] in self.given:
             self.notify("Given questions are fixed.", severity="warning")
-            return
-        self.pick_question(k)
+            return None
+        return k
+
+    def action_move(self) -> None:
+        k = self.editable()
+        if k is not None:
+            self.pick_question(k)
 
     def action_remove(self) -> None:
-        k = self.selected()
-        if k is None:
-            return
-        if self.questions[k] in self.given:
-            self.notify("Given questions are fixed.", severity="warning")
-            return
-        del self.questions[k]
-        self.changed()
+        k = self.editable()
+        if k is not None:
+            del self.questions[k]
+            self.changed()
 
     def action_technical(self) -> None:
         self.technical = not self.technical
