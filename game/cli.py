@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -89,14 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(run(args))
     except LineupError as exc:
         return error(str(exc))
+    except BrokenPipeError:  # `lineup list | head`: the reader left; that is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return Exit.OK
     except OSError as exc:  # a file or folder the user named cannot be read or written
         where = f"{exc.filename}: " if exc.filename else ""
         return error(f"{where}{exc.strerror or exc}")
     except KeyboardInterrupt:
         print("lineup: interrupted", file=sys.stderr)
         return Exit.INTERRUPT
-    except BrokenPipeError:
-        return Exit.OK
 
 
 def _registered(parser: argparse.ArgumentParser) -> set[str]:

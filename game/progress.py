@@ -69,7 +69,7 @@ class Progress:
     # ------------------------------------------------------------------ reading
 
     @classmethod
-    def load(cls, path: Path | None = None) -> Progress:
+    def load(cls, path: Path | None = None, *, read_only: bool = False) -> Progress:
         """Read the save file. What cannot be used never costs the rest:
 
         - a file that cannot be opened right now (``OSError``: permissions, a flaky disk) is
@@ -78,7 +78,8 @@ class Progress:
           kept as it is: this session does not write over it;
         - an entry that does not read is left out, by itself, with a message;
         - only a file that is not a progress file at all (not JSON, no ``puzzles`` table) is
-          renamed ``progress.json.damaged-<timestamp>`` and play starts fresh.
+          renamed ``progress.json.damaged-<timestamp>`` and play starts fresh; with
+          ``read_only`` (``lineup list``) it is left alone and reads as empty.
         """
         path = path or progress_path()
         try:
@@ -95,6 +96,10 @@ class Progress:
             data = json.loads(text)
             version = _version(data)
         except ValueError as exc:
+            if read_only:
+                return cls(path=path, keep="it could not be read",
+                           message=f"Your save file {path} is damaged ({exc}); it is left "
+                                   "as it is, and no stars are shown from it.")
             return cls._set_aside(path, exc)
         puzzles, problems = _read_puzzles(data["puzzles"])
         messages = []

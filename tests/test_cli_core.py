@@ -136,3 +136,12 @@ def test_grading_an_empty_folder_needs_no_model(tmp_path):
     assert result.returncode == 0
     assert json.loads(result.stdout)["rows"] == []
     assert "no circuit files" in result.stderr
+
+
+def test_a_closed_pipe_is_not_an_error():
+    """`lineup list | head -1`: the reader leaves early; no error, no traceback."""
+    command = f"{sys.executable} -m game list | head -1"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""

@@ -138,3 +138,4 @@ def test_list_reads_stars_and_survives_a_damaged_progress_file(lineup_home: Path
     damaged = lineup("list")
     assert damaged.returncode == 0
     assert "damaged" in damaged.stderr and "☆☆☆" in damaged.stdout
+    assert progress.read_text() == "{not json"  # listing never moves or rewrites the save

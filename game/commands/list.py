@@ -6,7 +6,6 @@ Reads only YAML and the progress file: never imports torch or transformers (a te
 from __future__ import annotations
 
 import argparse
-import json
 from typing import Any
 
 from game.output import Exit, add_json_option, emit_json, note
@@ -24,27 +23,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def read_progress() -> dict[str, int]:
-    """Stars per puzzle id from the progress file; missing means none, damaged means none
-    (with a note on stderr)."""
-    from engine.paths import data_dir
+    """Stars per puzzle id from the player's save file, read the game's way but never
+    changed (a damaged file is left where it is, with a note on stderr)."""
+    from game.progress import Progress
 
-    path = data_dir() / "progress.json"
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        puzzles = data["puzzles"]
-        if not isinstance(puzzles, dict):
-            raise TypeError("`puzzles` is not an object")
-        stars = {}
-        for pid, entry in puzzles.items():
-            value = entry.get("stars", 0) if isinstance(entry, dict) else 0
-            if isinstance(value, int) and not isinstance(value, bool):
-                stars[str(pid)] = max(0, min(MAX_STARS, value))
-        return stars
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        note(f"progress file {path} is damaged ({type(exc).__name__}); showing no stars")
-        return {}
+    progress = Progress.load(read_only=True)
+    if progress.message:
+        note(progress.message)
+    return {pid: progress.stars(pid) for pid in progress.puzzles}
 
 
 def collect() -> list[dict[str, Any]]:
