@@ -139,8 +139,9 @@ def test_grading_an_empty_folder_needs_no_model(tmp_path):
 
 
 def test_a_closed_pipe_is_not_an_error():
-    """`lineup list | head -1`: the reader leaves early; no error, no traceback."""
-    command = f"{sys.executable} -m game list | head -1"
+    """`lineup list | true`: the reader is gone before anything is written (the write
+    fails with a broken pipe); that is no error and no traceback."""
+    command = f"{sys.executable} -m game list | true"
     result = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr
