@@ -754,8 +754,9 @@ class _Judge:
             rep.heads = self.evidence(cands, a, q.card, p, ablate=ablate)
             best = max(rep.heads, key=lambda e: e.attention)
             rep.message = (f"in round {q.round}, {a} asks {p} {ask}: head {best.head} gives "
-                           f"{p} {best.attention:.2f} of its attention; together the "
-                           f"{_plural(len(cands), 'head')} move the guess by {effect:.0%}")
+                           f"{p} {best.attention:.2f} of its attention; "
+                           + (f"it moves the guess by {effect:.0%}" if len(cands) == 1 else
+                              f"together the {len(cands)} heads move the guess by {effect:.0%}"))
             return rep, cands
 
         # the same question in another round?
@@ -864,10 +865,6 @@ class _Judge:
         if abs(denom) < 1e-6:
             return 0.0
         return (value - split.ablated) / denom
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _invalid(q: Question, puzzle: Puzzle, block: ModelBlock, roles: list[str],
