@@ -82,6 +82,11 @@ class Prediction:
     tokens: list[str]
     top: list[tuple[str, float]]
 
+    @classmethod
+    def from_lens(cls, lens: Any) -> Prediction:
+        """The model's prediction is the lens's last stage at the last person: no second run."""
+        return cls(lens.text, list(lens.tokens), list(lens.layers[-1].positions[-1].top))
+
 
 # --------------------------------------------------------------------------- the line, cheaply
 
@@ -273,20 +278,6 @@ class Engine:
 
         return logit_lens(self.lm(puzzle), text, k=k)
 
-    def predict(self, text: str, k: int = 5) -> Prediction:
-        import torch
-
-        from engine.hooks import run_with_cache
-
-        lm = self.lm()
-        tokens = lm.tokenize([text])
-        logits, _ = run_with_cache(lm, tokens, names=[], logits="last")
-        probs = torch.softmax(logits[0].float(), dim=-1)
-        values, indices = probs.topk(k)
-        top = [(lm.tokenizer.decode([int(i)]), round(float(p), 4))
-               for p, i in zip(values, indices, strict=True)]
-        return Prediction(text, lm.token_strings(tokens.ids[0].tolist()), top)
-
     def swap(self, puzzle: Puzzle, *, n: int = 8, cancelled: Cancelled | None = None) -> SwapView:
         """Denoising patching on the first ``n`` play prompts: each role's residual stream at
         the start of each layer, and each head's output, from clean into corrupted."""
@@ -445,16 +436,10 @@ class FakeEngine:
             for pos, word in enumerate(words):
                 guess = words[(pos + stage) % len(words)]
                 positions.append(LensPosition(word, [(guess, round(0.3 + 0.2 * stage, 2)),
-                                                     (" the", 0.1), (" a", 0.05)][:k]))
+                                                     (" the", 0.1), (" a", 0.05), (".", 0.03),
+                                                     (" and", 0.02)][:k]))
             layers.append(LensLayer(stage, label, positions))
         return LensReport(self.model, text, words, layers)
-
-    def predict(self, text: str, k: int = 5) -> Prediction:
-        tokens = WordTokenizer()
-        words = [tokens.decode([i]) for i in tokens.encode(text)]
-        top = [(words[0] if words else " the", 0.42), (" the", 0.2), (" a", 0.1), (".", 0.05),
-               (" and", 0.03)][:k]
-        return Prediction(text, words, top)
 
     def swap(self, puzzle: Puzzle, *, n: int = 8, cancelled: Cancelled | None = None) -> SwapView:
         roles = list(puzzle.roles)

@@ -10,6 +10,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Input, Static
 
+from game.engine_bridge import Prediction
 from game.screens.tools import HEAD_KEYS, ToolScreen, fill_attention, fill_lens
 
 EXAMPLE = "When Mary and John went to the store, John gave a drink to"
@@ -56,10 +57,9 @@ class SandboxScreen(ToolScreen):
     def run_text(self, text: str) -> None:
         app: Any = self.app
         engine = app.engine
-        prediction = engine.predict(text)
-        lens = engine.lens(text)
+        lens = engine.lens(text, k=5)
         attention = engine.attention(text, self.layer_no, self.head_no)
-        self.post_loaded((prediction, lens, attention))
+        self.post_loaded((Prediction.from_lens(lens), lens, attention))
 
     @on(ToolScreen.Loaded)
     def show(self, event: ToolScreen.Loaded) -> None:
