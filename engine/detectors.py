@@ -48,6 +48,16 @@ class HeadScore:
         return {"head_id": f"L{self.layer}H{self.head}", **asdict(self)}
 
 
+def context_length(lm: LoadedModel) -> int:
+    """How many positions the model reads (GPT-2 ``n_positions``, Llama
+    ``max_position_embeddings``)."""
+    n_ctx = getattr(lm, "n_ctx", None)
+    if n_ctx:
+        return int(n_ctx)
+    config = lm.config
+    return int(getattr(config, "n_positions", None) or config.max_position_embeddings)
+
+
 def candidate_token_ids(lm: LoadedModel) -> torch.Tensor:
     """Ordinary tokens of the vocabulary: everything but special and added tokens."""
     import torch
@@ -67,7 +77,7 @@ def repeated_random_tokens(
     Returns (ids, prefix length, half length)."""
     import torch
 
-    n_positions = int(lm.config.n_positions)
+    n_positions = context_length(lm)
     bos = getattr(lm.tokenizer, "bos_token_id", None)
     prefix = 1 if bos is not None and bos < lm.config.vocab_size else 0
     half = half or min(20, (n_positions - prefix) // 2)
@@ -113,7 +123,7 @@ def copy_scores(
     (the sampled ones included), which keeps the score cheap on a 50k vocabulary."""
     import torch
 
-    from engine.hooks import w_out
+    from engine.hooks import attn_inputs, final_norm, mlp_out, token_embed, unembed_weight, w_out
 
     pool = candidate_token_ids(lm)
     generator = torch.Generator().manual_seed(seed)
@@ -121,21 +131,18 @@ def copy_scores(
     compared = pool[order[:n_compared]].to(lm.device)
     n_sample = min(n_tokens, len(compared))
     sample = compared[:n_sample]
-    transformer = lm.model.transformer
-    unembed = lm.model.lm_head.weight[compared]  # [compared, d_model]
-    bias = lm.model.lm_head.bias
+    weight, bias = unembed_weight(lm)
+    unembed = weight[compared]  # [compared, d_model]
     out = torch.empty(2, lm.n_layers, lm.n_heads)
     with torch.inference_mode():
-        embed = transformer.wte(sample)  # [t, d_model]
-        block0 = transformer.h[0]
-        embed = embed + block0.mlp(block0.ln_2(embed))
+        # A token as later heads see it: its embedding plus what the first MLP adds to it.
+        embed = token_embed(lm, sample)  # [t, d_model]
+        embed = embed + mlp_out(lm, 0, embed)
         rows = torch.arange(n_sample, device=sample.device)
         for layer in range(lm.n_layers):
-            block = transformer.h[layer]
-            v = block.attn.c_attn(block.ln_1(embed))[:, 2 * lm.d_model :]
-            v = v.view(n_sample, lm.n_heads, lm.d_head)
+            v = attn_inputs(lm, layer, embed)[2]  # [t, head, d_head]
             written = torch.einsum("thd,hdm->htm", v, w_out(lm, layer))  # [head, t, d_model]
-            logits = transformer.ln_f(written) @ unembed.T  # [head, t, compared]
+            logits = final_norm(lm, written) @ unembed.T  # [head, t, compared]
             if bias is not None:
                 logits = logits + bias[compared]
             own = logits[:, rows, rows][..., None]  # sample i is compared[i]

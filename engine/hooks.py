@@ -1,21 +1,24 @@
-"""One hooked forward over a Hugging Face GPT-2, written out layer by layer.
+"""One hooked forward over a Hugging Face GPT-2 or Llama-family model, layer by layer.
 
-The forward reuses the model's own modules (layer norms, ``c_attn``, ``c_proj``, MLPs) but
-spells out attention, so every intermediate has a name, can be recorded, and can be replaced.
-Writing it out (instead of hooking ``GPT2LMHeadModel.forward``) is what lets interventions
-start a run at any layer from cached activations and unembed only the positions they need.
+The forward reuses the model's own modules (norms, q/k/v and output projections, MLPs, through
+the per-family adapter in ``engine.adapters``) but spells out attention, so every intermediate
+has a name, can be recorded, and can be replaced. Writing it out (instead of hooking the HF
+model's ``forward``) is what lets interventions start a run at any layer from cached
+activations and unembed only the positions they need.
 
 Activation names follow TransformerLens, with shapes in its axis order:
 
 ==========================================  ===============================
-``hook_embed``, ``hook_pos_embed``          [batch, pos, d_model]
+``hook_embed``, ``hook_pos_embed``          [batch, pos, d_model] (no pos_embed: rotary)
 ``blocks.{L}.hook_resid_pre``               [batch, pos, d_model]
-``blocks.{L}.attn.hook_q`` / ``_k`` / ``_v`` [batch, pos, head, d_head]
+``blocks.{L}.attn.hook_q`` / ``_k`` / ``_v`` [batch, pos, head, d_head] (per query head;
+                                            q and k before rotary)
 ``blocks.{L}.attn.hook_attn_scores``        [batch, head, query_pos, key_pos]
 ``blocks.{L}.attn.hook_pattern``            [batch, head, query_pos, key_pos]
-``blocks.{L}.attn.hook_z``                  [batch, pos, head, d_head]  (before c_proj)
-``blocks.{L}.attn.hook_result``             [batch, pos, head, d_model] (each head's write;
-                                            recorded only, computed from z)
+``blocks.{L}.attn.hook_z``                  [batch, pos, head, d_head]  (before the output
+                                            projection)
+``blocks.{L}.attn.hook_result``             [batch, pos, head, d_model] (each head's write,
+                                            computed from z; hooking it rebuilds attn_out)
 ``blocks.{L}.hook_attn_out``                [batch, pos, d_model]
 ``blocks.{L}.hook_resid_mid``               [batch, pos, d_model]
 ``blocks.{L}.hook_mlp_out``                 [batch, pos, d_model]
@@ -33,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
+from engine.adapters import adapter_for, rotate
 from engine.errors import UsageError
 
 if TYPE_CHECKING:
@@ -106,10 +110,11 @@ def forward(
     """Run the model once, recording ``record`` and applying ``hooks``.
 
     ``hooks`` maps an activation name to a function that gets the activation and returns a
-    replacement (or None to keep it). ``start_layer`` with ``resid`` (that layer's
-    ``resid_pre``, [batch, pos, d_model]) skips the layers before it. ``stop_layer`` ends after
-    that many layers (no logits). ``logits="last"`` unembeds only each prompt's last real token,
-    giving [batch, vocab]; ``"all"`` gives [batch, pos, vocab].
+    replacement (or None to keep it); every name it accepts acts (``hook_result`` included:
+    hooking it rebuilds the attention output from the per-head writes). ``start_layer`` with
+    ``resid`` (that layer's ``resid_pre``, [batch, pos, d_model]) skips the layers before it.
+    ``stop_layer`` ends after that many layers (no logits). ``logits="last"`` unembeds only
+    each prompt's last real token, giving [batch, vocab]; ``"all"`` gives [batch, pos, vocab].
     """
     import torch
 
@@ -119,6 +124,9 @@ def forward(
     unknown = [n for n in hooks if not _is_valid_name(n, n_layers)]
     if unknown:
         raise UsageError(f"no activation called {unknown[0]!r}")
+    if "hook_pos_embed" in hooks and not _has_pos_embed(lm):
+        raise UsageError("this model has no position embedding to hook (its positions are "
+                         "rotary, applied to q and k)")
     cache: dict[str, torch.Tensor] = {}
 
     def point(name: str, value: torch.Tensor) -> torch.Tensor:
@@ -131,13 +139,14 @@ def forward(
             cache[name] = value
         return value
 
-    transformer = lm.model.transformer
+    point.hooked = hooks.keys()  # type: ignore[attr-defined]
+    adapter = adapter_for(lm)
     ids = tokens.ids
     if start_layer == 0 and resid is None:
-        positions = torch.arange(ids.shape[1], device=ids.device)
-        embed = point("hook_embed", transformer.wte(ids))
-        pos_embed = point("hook_pos_embed", transformer.wpe(positions)[None].expand_as(embed))
-        x = embed + pos_embed
+        tok, pos = adapter.embed(ids)
+        x = point("hook_embed", tok)
+        if pos is not None:
+            x = x + point("hook_pos_embed", pos)
     elif resid is not None:
         x = resid
     else:
@@ -146,6 +155,7 @@ def forward(
     end = n_layers if stop_layer is None else stop_layer
     n_ctx = x.shape[1]
     causal = torch.ones(n_ctx, n_ctx, dtype=torch.bool, device=x.device).tril()
+    rotary = adapter.rotary(n_ctx, x.device, x.dtype)
     rows = torch.arange(x.shape[0], device=x.device)
     last = tokens.last.to(x.device)
     # With only the last positions unembedded, the final block needs its other positions
@@ -156,75 +166,85 @@ def forward(
     )
     for layer in range(start_layer, end):
         if final_only_last and layer == n_layers - 1:
-            x = _final_block_last_only(lm, layer, x, rows, last)
+            x = _final_block_last_only(adapter, layer, x, rows, last, rotary)
         else:
-            x = _block(lm, layer, x, causal, point, names)
+            x = _block(adapter, layer, x, causal, rotary, point, names)
 
     if stop_layer is not None or logits == "none":
         return Run(None, cache)
     if logits == "last" and not final_only_last:
         x = x[rows, last]
-    x = point("ln_final.hook_normalized", transformer.ln_f(x))
-    return Run(lm.model.lm_head(x), cache)
+    x = point("ln_final.hook_normalized", adapter.final_norm(x))
+    return Run(adapter.lm_head(x), cache)
 
 
-def _block(lm, layer: int, x, causal, point, names: set[str]):
+def _has_pos_embed(lm: LoadedModel) -> bool:
+    return adapter_for(lm).family == "gpt2"
+
+
+def _block(adapter, layer: int, x, causal, rotary, point, names: set[str]):
     import torch
 
-    block = lm.model.transformer.h[layer]
-    attn = block.attn
-    n_heads, d_head = lm.n_heads, lm.d_head
-    batch, n_ctx, d_model = x.shape
     prefix = f"blocks.{layer}"
-
     x = point(f"{prefix}.hook_resid_pre", x)
-    q, k, v = attn.c_attn(block.ln_1(x)).split(d_model, dim=-1)
-    q = point(f"{prefix}.attn.hook_q", q.view(batch, n_ctx, n_heads, d_head))
-    k = point(f"{prefix}.attn.hook_k", k.view(batch, n_ctx, n_heads, d_head))
-    v = point(f"{prefix}.attn.hook_v", v.view(batch, n_ctx, n_heads, d_head))
+    q, k, v = adapter.qkv(layer, adapter.norm1(layer, x))
+    q = point(f"{prefix}.attn.hook_q", q)
+    k = point(f"{prefix}.attn.hook_k", k)
+    v = point(f"{prefix}.attn.hook_v", v)
+    if rotary is not None:
+        q, k = rotate(q, *rotary), rotate(k, *rotary)
 
-    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * _scaling(attn, d_head, layer)
+    scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * adapter.scaling(layer)
     scores = scores.masked_fill(~causal, torch.finfo(scores.dtype).min)
     scores = point(f"{prefix}.attn.hook_attn_scores", scores)
     pattern = point(f"{prefix}.attn.hook_pattern", torch.softmax(scores, dim=-1))
     z = point(f"{prefix}.attn.hook_z", torch.einsum("bhqk,bkhd->bqhd", pattern, v))
-    return block_tail(lm, layer, x, z, point, names)
+    return _tail(adapter, layer, x, z, point, names)
 
 
-def _final_block_last_only(lm, layer: int, x, rows, last):
+def _final_block_last_only(adapter, layer: int, x, rows, last, rotary):
     """The final block computed for each prompt's last position only: [batch, d_model]."""
     import torch
 
-    block = lm.model.transformer.h[layer]
-    n_heads, d_head = lm.n_heads, lm.d_head
-    batch, n_ctx, d_model = x.shape
-    q, k, v = block.attn.c_attn(block.ln_1(x)).split(d_model, dim=-1)
-    q = q[rows, last].view(batch, n_heads, d_head)
-    k = k.view(batch, n_ctx, n_heads, d_head)
-    v = v.view(batch, n_ctx, n_heads, d_head)
-    scores = torch.einsum("bhd,bkhd->bhk", q, k) * _scaling(block.attn, d_head, layer)
+    batch, n_ctx, _ = x.shape
+    q, k, v = adapter.qkv(layer, adapter.norm1(layer, x))
+    q = q[rows, last]  # [batch, head, d_head]
+    if rotary is not None:
+        cos, sin = rotary
+        q = rotate(q[:, None], cos[last][:, None], sin[last][:, None])[:, 0]
+        k = rotate(k, cos, sin)
+    scores = torch.einsum("bhd,bkhd->bhk", q, k) * adapter.scaling(layer)
     visible = torch.arange(n_ctx, device=x.device)[None, :] <= last[:, None]  # [batch, key]
     scores = scores.masked_fill(~visible[:, None, :], torch.finfo(scores.dtype).min)
     z = torch.einsum("bhk,bkhd->bhd", torch.softmax(scores, dim=-1), v)
-    resid = x[rows, last] + block.attn.c_proj(z.reshape(batch, d_model))
-    return resid + block.mlp(block.ln_2(resid))
+    resid = x[rows, last] + adapter.o_proj(layer, z.reshape(batch, -1))
+    return resid + adapter.mlp(layer, adapter.norm2(layer, resid))
 
 
 def block_tail(lm, layer: int, x, z, point=None, names: set[str] | None = None):
     """The rest of a block once its heads' outputs ``z`` are known: output projection, MLP,
     and both residual additions. Returns ``resid_post``. Patching grids start here."""
-    if point is None:
-        point = _no_point
-    names = names or set()
-    block = lm.model.transformer.h[layer]
-    batch, n_ctx, d_model = x.shape
+    return _tail(adapter_for(lm), layer, x, z, point or _no_point, names or set())
+
+
+def _tail(adapter, layer: int, x, z, point, names: set[str]):
+    batch, n_ctx = x.shape[:2]
     prefix = f"blocks.{layer}"
     result_name = f"{prefix}.attn.hook_result"
-    if result_name in names:
-        point(result_name, head_writes(lm, layer, z))
-    attn_out = point(f"{prefix}.hook_attn_out", block.attn.c_proj(z.reshape(batch, n_ctx, d_model)))
+    if result_name in getattr(point, "hooked", ()):
+        # A hooked head write must act: rebuild the attention output from the writes.
+        result = point(result_name, _head_writes(adapter, layer, z))
+        attn_out = result.sum(dim=2)
+        bias = adapter.o_bias(layer)
+        if bias is not None:
+            attn_out = attn_out + bias
+    else:
+        if result_name in names:
+            point(result_name, _head_writes(adapter, layer, z))
+        attn_out = adapter.o_proj(layer, z.reshape(batch, n_ctx, -1))
+    attn_out = point(f"{prefix}.hook_attn_out", attn_out)
     x = point(f"{prefix}.hook_resid_mid", x + attn_out)
-    mlp_out = point(f"{prefix}.hook_mlp_out", block.mlp(block.ln_2(x)))
+    mlp_out = point(f"{prefix}.hook_mlp_out", adapter.mlp(layer, adapter.norm2(layer, x)))
     return point(f"{prefix}.hook_resid_post", x + mlp_out)
 
 
@@ -232,26 +252,65 @@ def _no_point(name: str, value):
     return value
 
 
-def _scaling(attn, d_head: int, layer: int) -> float:
-    """The score scale HF uses for this layer (it folds in the per-layer option itself)."""
-    scaling = getattr(attn, "scaling", None)
-    if scaling is not None:
-        return float(scaling)
-    value = d_head**-0.5 if attn.scale_attn_weights else 1.0
-    return value / (layer + 1) if attn.scale_attn_by_inverse_layer_idx else value
+def _head_writes(adapter, layer: int, z: torch.Tensor) -> torch.Tensor:
+    import torch
+
+    return torch.einsum("bphd,hdm->bphm", z, adapter.w_out(layer))
 
 
 def head_writes(lm: LoadedModel, layer: int, z: torch.Tensor) -> torch.Tensor:
     """Each head's write into the residual stream (no output bias): [batch, pos, head, d_model]."""
-    import torch
-
-    return torch.einsum("bphd,hdm->bphm", z, w_out(lm, layer))
+    return _head_writes(adapter_for(lm), layer, z)
 
 
 def w_out(lm: LoadedModel, layer: int) -> torch.Tensor:
-    """The output projection split per head: [head, d_head, d_model] (Conv1D is input x output)."""
-    weight = lm.model.transformer.h[layer].attn.c_proj.weight
-    return weight.view(lm.n_heads, lm.d_head, lm.d_model)
+    """The output projection split per head: [head, d_head, d_model]."""
+    return adapter_for(lm).w_out(layer)
+
+
+# ---- family-neutral pieces for code that computes part of a forward by hand ------------
+
+
+def embed(lm: LoadedModel, ids: torch.Tensor) -> torch.Tensor:
+    """The residual stream entering layer 0 (token plus position embedding, where the
+    family has one): [batch, pos, d_model]."""
+    tok, pos = adapter_for(lm).embed(ids)
+    return tok if pos is None else tok + pos
+
+
+def token_embed(lm: LoadedModel, ids: torch.Tensor) -> torch.Tensor:
+    """Token embeddings only: [..., d_model]."""
+    return adapter_for(lm).token_embed(ids)
+
+
+def attn_inputs(lm: LoadedModel, layer: int, resid_pre: torch.Tensor):
+    """(q, k, v) of ``layer`` computed from a residual stream [..., d_model]: each
+    [..., n_heads, d_head], per query head, q and k before rotary (as ``hook_q``/``hook_k``)."""
+    adapter = adapter_for(lm)
+    return adapter.qkv(layer, adapter.norm1(layer, resid_pre))
+
+
+def mlp_out(lm: LoadedModel, layer: int, resid_mid: torch.Tensor) -> torch.Tensor:
+    """The MLP's write given the residual stream entering it: [..., d_model]."""
+    adapter = adapter_for(lm)
+    return adapter.mlp(layer, adapter.norm2(layer, resid_mid))
+
+
+def final_norm(lm: LoadedModel, resid: torch.Tensor) -> torch.Tensor:
+    return adapter_for(lm).final_norm(resid)
+
+
+def unembed(lm: LoadedModel, resid: torch.Tensor) -> torch.Tensor:
+    """Logits of a residual stream read as the final layers would: final norm, then the
+    unembedding. [..., d_model] -> [..., vocab]."""
+    adapter = adapter_for(lm)
+    return adapter.lm_head(adapter.final_norm(resid))
+
+
+def unembed_weight(lm: LoadedModel) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(W_U [vocab, d_model], bias [vocab] or None)."""
+    adapter = adapter_for(lm)
+    return adapter.unembed_weight(), adapter.unembed_bias()
 
 
 def _is_valid_name(name: str, n_layers: int) -> bool:

@@ -64,22 +64,23 @@ def residual_stages(lm: LoadedModel, tokens: Tokens) -> list[torch.Tensor]:
 
     from engine.hooks import act_name, forward
 
-    names = ["hook_embed", "hook_pos_embed"] + [
+    names = [act_name("resid_pre", 0)] + [
         act_name("resid_post", layer) for layer in range(lm.n_layers)
     ]
     with torch.inference_mode():
         run = forward(lm, tokens, record=names, logits="none")
-    return [run.cache["hook_embed"] + run.cache["hook_pos_embed"]] + [
-        run.cache[n] for n in names[2:]
-    ]
+    return [run.cache[n] for n in names]
 
 
 def unembed(lm: LoadedModel, resid: torch.Tensor) -> torch.Tensor:
-    """Read a residual stream as the model's final layers would: ln_f, then the unembedding."""
+    """Read a residual stream as the model's final layers would: final norm, then the
+    unembedding (``engine.hooks.unembed``, without autograd)."""
     import torch
 
+    from engine.hooks import unembed as read_out
+
     with torch.inference_mode():
-        return lm.model.lm_head(lm.model.transformer.ln_f(resid))
+        return read_out(lm, resid)
 
 
 def lens_logits(lm: LoadedModel, tokens: Tokens) -> torch.Tensor:
