@@ -17,6 +17,27 @@ class Exit(IntEnum):
     INTERRUPT = 130
 
 
+_BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def visible(text: object) -> str:
+    """User text made safe for a terminal or a CSV cell: control characters (escape
+    sequences, carriage returns, newlines, bidi overrides) are shown as ``\\x1b``-style escapes
+    instead of acting on the terminal."""
+    s = str(text)
+    if s.isprintable() and not (_BIDI & set(s)):
+        return s
+    out = []
+    for ch in s:
+        if ch in _BIDI or (not ch.isprintable() and ch != " "):
+            code = ord(ch)
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000
+                       else f"\\U{code:08x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def error(message: str) -> int:
     print(f"lineup: error: {message}", file=sys.stderr)
     return Exit.ERROR
