@@ -43,7 +43,7 @@ LADDER_TITLES = {
     "ioi": "Indirect objects: who gets the drink?",
     "beyond": "Beyond: when thinking matters",
 }
-BLOCKS = ("gpt2", "toy")
+BLOCKS = ("gpt2", "smollm2", "toy")  # one block per model family a puzzle supports
 METRIC_KINDS = ("logit_diff", "logprob", "greater_than")
 ID_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*$")

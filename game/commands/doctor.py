@@ -16,9 +16,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "doctor",
         help="check the installation and suggest fixes",
         description="Check packages, the bundled tokenizer and toy models, the data and cache "
-        "folders, the size of the judge's run cache, and whether real GPT-2 is cached; print "
-        "what to do about each problem. Exits 1 if something needed is broken (missing GPT-2 "
-        "alone is not a problem).",
+        "folders, the size of the judge's run cache, whether real GPT-2 is cached and SmolLM2 "
+        "converted, and which model plays by default; print what to do about each problem. "
+        "Exits 1 if something needed is broken (a missing GPT-2 or SmolLM2 alone is not a "
+        "problem). Never touches the network.",
     )
     parser.add_argument("--clear-cache", action="store_true",
                         help="first delete the judge's cached runs (they are rebuilt when "
@@ -29,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _packages() -> list[Check]:
     checks = []
-    for name in ("torch", "transformers", "tokenizers", "textual", "yaml", "platformdirs"):
+    for name in ("torch", "transformers", "tokenizers", "textual", "yaml", "platformdirs", "gguf"):
         try:
             module = importlib.import_module(name)
             checks.append((f"package {name}", True, getattr(module, "__version__", "present")))
@@ -90,6 +91,31 @@ def _gpt2() -> list[Check]:
     return [("real GPT-2", True, detail)]
 
 
+def _smollm2() -> list[Check]:
+    """SmolLM2 is optional like GPT-2: absent is fine, but a broken conversion is reported."""
+    from engine import smollm2
+
+    found = smollm2.converted_dir()
+    if found is None:
+        partial = smollm2.target_dir()
+        if partial.is_dir() and any(partial.iterdir()):
+            return [("SmolLM2-135M", False, f"{partial} is not a finished conversion: remove "
+                     "it and run lineup download smollm2")]
+        return [("SmolLM2-135M", True, f"not converted (optional): {smollm2.DOWNLOAD_HINT}; "
+                 f"it would go to {partial}")]
+    card = smollm2.source_card(found)
+    ok = card.get("gguf_sha256") == smollm2.GGUF_SHA256
+    detail = f"converted in {found}" if ok else (
+        f"{found} records an unexpected source: remove it and run lineup download smollm2")
+    return [("SmolLM2-135M", ok, detail)]
+
+
+def _default() -> list[Check]:
+    from engine.models import default_model
+
+    return [("default model", True, default_model().reason)]
+
+
 def _size(n_bytes: int) -> str:
     if n_bytes < 1024:
         return f"{n_bytes} bytes"
@@ -108,7 +134,9 @@ def _cache() -> list[Check]:
     return [("run cache", True, detail)]
 
 
-CHECKS: list[Callable[[], list[Check]]] = [_packages, _tokenizer, _toys, _folders, _cache, _gpt2]
+CHECKS: list[Callable[[], list[Check]]] = [
+    _packages, _tokenizer, _toys, _folders, _cache, _gpt2, _smollm2, _default,
+]
 
 
 def run(args: argparse.Namespace) -> int:

