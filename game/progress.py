@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.pack import FileTooLarge, NotRegularFile, read_regular
+
 VERSION = 2
 MAX_STARS = 3
 FILE_NAME = "progress.json"
@@ -88,64 +90,6 @@ def atomic_write(path: Path, text: str) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-
-
-def read_regular(path: Path, limit: int) -> bytes:
-    """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes.
-
-    Raises ``FileNotFoundError`` when absent, ``NotRegularFile`` for a FIFO, directory, device
-    or socket (never opened for reading in a way that could block), ``FileTooLarge`` past the
-    limit and ``OSError`` for anything the system refuses."""
-    st = os.stat(path)
-    if not stat.S_ISREG(st.st_mode):
-        raise NotRegularFile(path, kind_of(st.st_mode))
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-    try:
-        st = os.fstat(fd)  # it may have been swapped between the two calls
-        if not stat.S_ISREG(st.st_mode):
-            raise NotRegularFile(path, kind_of(st.st_mode))
-        chunks, total = [], 0
-        while total <= limit:
-            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
-    finally:
-        os.close(fd)
-    data = b"".join(chunks)
-    if len(data) > limit:
-        raise FileTooLarge(path, limit)
-    return data
-
-
-def kind_of(mode: int) -> str:
-    """A file type in words, for messages."""
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISREG, "a regular file")):
-        if test(mode):
-            return name
-    return "not a regular file"
-
-
-class NotRegularFile(OSError):
-    def __init__(self, path: Path, kind: str) -> None:
-        super().__init__(f"{path} is {kind}, not a regular file")
-        self.filename = str(path)
-        self.kind = kind
-
-    def __str__(self) -> str:
-        return self.args[0]
-
-
-class FileTooLarge(OSError):
-    def __init__(self, path: Path, limit: int) -> None:
-        super().__init__(f"{path} is larger than {limit // 1024} KiB")
-        self.filename = str(path)
-
-    def __str__(self) -> str:
-        return self.args[0]
 
 
 def _pid_alive(pid: int) -> bool:
