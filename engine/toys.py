@@ -260,10 +260,10 @@ def token_codes(n: int, dim: int = CODE_DIM, max_overlap: int = CODE_MAX_OVERLAP
     return kept.astype(np.float64) / math.sqrt(dim)
 
 
-def clock_harmonics() -> list[tuple[int, int, str]]:
+def clock_harmonics(clocks: tuple[int, ...] = CLOCKS) -> list[tuple[int, int, str]]:
     """The position code's coordinates as (modulus, harmonic, "cos"|"sin")."""
     out: list[tuple[int, int, str]] = []
-    for m in CLOCKS:
+    for m in clocks:
         for r in range(1, m // 2 + 1):
             out.append((m, r, "cos"))
             if 2 * r != m:  # the mod-2 clock's sine is always 0
@@ -271,32 +271,32 @@ def clock_harmonics() -> list[tuple[int, int, str]]:
     return out
 
 
-def position_code(i: int) -> np.ndarray:
+def position_code(i: int, clocks: tuple[int, ...] = CLOCKS) -> np.ndarray:
     """Position ``i`` as three clocks; each clock is a unit vector, so the code's norm is
     sqrt(3) everywhere and <code(i), code(j)> = 3 exactly when i = j (mod 70)."""
     parts = []
-    for m, r, kind in clock_harmonics():
+    for m, r, kind in clock_harmonics(clocks):
         scale = 1.0 / math.sqrt(m // 2)  # m // 2 harmonics, each a (cos, sin) of norm 1
         angle = 2.0 * math.pi * r * i / m
         parts.append(scale * (math.cos(angle) if kind == "cos" else math.sin(angle)))
     return np.array(parts)
 
 
-def clock_weights() -> np.ndarray:
+def clock_weights(clocks: tuple[int, ...] = CLOCKS) -> np.ndarray:
     """Per-coordinate weights making a position *kernel* <W code(i), code(j)> drop by exactly
     1 for every clock on which i and j differ (a clock's own kernel is 1 when equal and
     -1/(m-1) when not, so its weight is (m-1)/m)."""
-    return np.array([(m - 1) / m for m, _, _ in clock_harmonics()])
+    return np.array([(m - 1) / m for m, _, _ in clock_harmonics(clocks)])
 
 
-def kernel_peak() -> float:
+def kernel_peak(clocks: tuple[int, ...] = CLOCKS) -> float:
     """The weighted position kernel at distance 0: sum over clocks of (m-1)/m."""
-    return sum((m - 1) / m for m in CLOCKS)
+    return sum((m - 1) / m for m in clocks)
 
 
-def clock_shift(steps: int) -> np.ndarray:
+def clock_shift(steps: int, clocks: tuple[int, ...] = CLOCKS) -> np.ndarray:
     """The fixed rotation taking code(i) to code(i - steps): [n_pos, n_pos]."""
-    harmonics = clock_harmonics()
+    harmonics = clock_harmonics(clocks)
     out = np.zeros((len(harmonics), len(harmonics)))
     for a, (m, r, kind) in enumerate(harmonics):
         phi = 2.0 * math.pi * r * steps / m
@@ -370,20 +370,21 @@ class Head:
     feature slots; ``value`` adds one. The layer-norm output is written ``x``.
     """
 
-    def __init__(self, layout: Layout) -> None:
+    def __init__(self, layout: Layout, d_head: int = D_HEAD) -> None:
         d = layout.size
         self.layout = layout
-        self.wq, self.bq = np.zeros((d, D_HEAD)), np.zeros(D_HEAD)
-        self.wk, self.bk = np.zeros((d, D_HEAD)), np.zeros(D_HEAD)
-        self.wv, self.bv = np.zeros((d, D_HEAD)), np.zeros(D_HEAD)
-        self.wo = np.zeros((D_HEAD, d))
+        self.d_head = d_head
+        self.wq, self.bq = np.zeros((d, d_head)), np.zeros(d_head)
+        self.wk, self.bk = np.zeros((d, d_head)), np.zeros(d_head)
+        self.wv, self.bv = np.zeros((d, d_head)), np.zeros(d_head)
+        self.wo = np.zeros((d_head, d))
         self.qk_used = 0
         self.ov_used = 0
 
     def _slots(self, width: int, *, value: bool = False) -> slice:
         start = self.ov_used if value else self.qk_used
-        if start + width > D_HEAD:
-            raise ValueError("a head has only 60 dimensions")
+        if start + width > self.d_head:
+            raise ValueError(f"a head has only {self.d_head} dimensions")
         if value:
             self.ov_used += width
         else:
