@@ -31,11 +31,13 @@ def run(args: argparse.Namespace) -> int:
     from engine.errors import ModelError
 
     if args.name == "smollm2":
-        from engine.smollm2 import ensure_smollm2
+        from engine.smollm2 import HeldFirstLine, ensure_smollm2
 
+        progress = HeldFirstLine(_say)  # offline, the error is the only line shown
         try:
-            result = ensure_smollm2(_say)
+            result = ensure_smollm2(progress)
         except ModelError as exc:  # offline, index refused, digest mismatch: one line
+            progress.cancel()
             print(f"lineup: error: {exc}", file=sys.stderr)
             return Exit.NO
         if result.already:
