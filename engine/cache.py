@@ -2,41 +2,72 @@
 
 Every entry is one file under ``engine.paths.cache_dir()/runs``, named
 ``<kind>-v<CACHE_VERSION>-<key>.pt``, where ``key`` hashes everything the content depends on
-(the model's weight fingerprint, the prompts and roles, the judge's own version). Files are
-written atomically (temp file + ``os.replace``) and read with ``torch.load(weights_only=True)``,
-so a cache file can never run code. A file that is missing, truncated or otherwise unreadable
-is treated as absent (and deleted): the caller rebuilds it. Nothing in a cache file is ever
-trusted over a rebuild. Files of another ``CACHE_VERSION`` are deleted whenever an entry is
-saved; ``clear()`` (``lineup doctor --clear-cache``) deletes everything.
+(the model's weight fingerprint, the prompts and roles, the judge's own version).
+
+A file carries what it is, so a file in the wrong place is never trusted (issue 14: the
+effects side file copied over the runs file, a wrong tensor shape, a NaN metric, a truncated
+write). Layout::
+
+    LINEUP-CACHE 1\\n
+    {"kind": ..., "key": ..., "version": CACHE_VERSION, "size": N, "sha256": ...,
+     "schema": {name: {"tensor": [shape], "dtype": "float32"} | "float" | "str" | ...}}\\n
+    <N bytes: torch.save of the entry>
+
+``load`` checks, before anything is used: the header reads; kind, key and version are the ones
+asked for; the payload has exactly ``size`` bytes and its sha256; ``torch.load`` with
+``weights_only=True`` (a cache file can never run code) gives back the schema the header
+promised; every float and floating tensor is finite; and the caller's ``expect`` (shapes and
+types, optional) holds. Any failure counts as ``corrupt``: the file is deleted and the caller
+rebuilds. Files are written atomically (temp file + ``os.replace``). Files of another
+``CACHE_VERSION`` are deleted whenever an entry is saved; ``clear()`` (``lineup doctor
+--clear-cache``) deletes everything.
 
 ``load(..., memo=True)`` keeps the entry in a small in-process memo (``MEMO_SIZE`` entries),
 so the game and ``lineup grade`` do not re-read a large file for every check. A memoised
 entry is used only while its file is unchanged on disk (same size, modification time and
-inode); otherwise the file is read (and, if damaged, rebuilt) as usual. Memoised entries are
-shared: callers must not modify them.
+inode). Memoised entries are shared: callers must not modify them.
 
 ``STATS`` counts hits (``memo_hits`` of them from the memo), misses, rebuilt (corrupt) files,
-writes and pruned (other-version) files, for tests and benchmarks.
+writes and pruned (other-version) files, for tests and benchmarks; ``LAST_REJECTED`` says why
+the last corrupt file was refused.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
+import math
 import os
 import re
+import stat
 import tempfile
+import time
 from collections import OrderedDict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-CACHE_VERSION = 3
+CACHE_VERSION = 4
 MEMO_SIZE = 4
+MAGIC = b"LINEUP-CACHE 1\n"
+MAX_HEADER = 1 << 20
+STALE_TMP_S = 60.0
 STATS = {"hits": 0, "memo_hits": 0, "misses": 0, "corrupt": 0, "writes": 0, "pruned": 0}
+LAST_REJECTED: list[str] = []  # the reason the last corrupt file was refused (tests, doctor)
 
 _NAME = re.compile(r"^.+-v(?P<version>\d+)-[0-9a-f]+\.pt$")
+_TMP = re.compile(r"^\..+?-(?:(?P<pid>\d+)-)?[^.]*\.tmp$")
 _MEMO: OrderedDict[Path, tuple[tuple[int, int, int], dict[str, Any]]] = OrderedDict()
+
+# What callers may pass as ``expect``: name -> a shape (tuple, ``None`` for any size on that
+# axis), or one of these type names.
+Expect = Mapping[str, "tuple[int | None, ...] | str"]
+
+
+class Rejected(ValueError):
+    """A cache file that is not what it says, or not what was asked for."""
 
 
 def key_of(*parts: Any) -> str:
@@ -53,6 +84,152 @@ def runs_dir() -> Path:
 
 def path_for(kind: str, key: str) -> Path:
     return runs_dir() / f"{kind}-v{CACHE_VERSION}-{key}.pt"
+
+
+# --------------------------------------------------------------------------- what a value is
+
+
+def describe(value: Any, depth: int = 0) -> Any:
+    """A JSON description of an entry's structure: tensors by shape and dtype, scalars by
+    type, dicts and lists recursively. Equal descriptions mean the same layout."""
+    import torch
+
+    if depth > 20:
+        raise Rejected("nested too deeply")
+    if isinstance(value, torch.Tensor):
+        return {"tensor": list(value.shape), "dtype": str(value.dtype).replace("torch.", "")}
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "str"
+    if value is None:
+        return "none"
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise Rejected("a table with keys that are not text")
+        return {"map": {k: describe(v, depth + 1) for k, v in value.items()}}
+    if isinstance(value, (list, tuple)):
+        return {"list": [describe(v, depth + 1) for v in value]}
+    raise Rejected(f"cannot cache a {type(value).__name__}")
+
+
+def _check_finite(value: Any, where: str = "") -> None:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        floating = value.is_floating_point() or value.is_complex()
+        if floating and value.numel() and not bool(torch.isfinite(value).all()):
+            raise Rejected(f"{where or 'a tensor'} holds NaN or infinity")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise Rejected(f"{where or 'a number'} is NaN or infinite")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{where}.{k}" if where else str(k))
+    elif isinstance(value, (list, tuple)):
+        for k, v in enumerate(value):
+            _check_finite(v, f"{where}[{k}]")
+
+
+def _check_expect(data: dict[str, Any], expect: Expect) -> None:
+    import torch
+
+    kinds = {"float": float, "int": int, "str": str, "bool": bool, "dict": dict, "list": list}
+    for name, want in expect.items():
+        if name not in data:
+            raise Rejected(f"no {name!r} in the entry")
+        value = data[name]
+        if isinstance(want, str):
+            if want == "tensor":
+                ok = isinstance(value, torch.Tensor)
+            else:
+                cls = kinds.get(want)
+                ok = cls is not None and isinstance(value, cls) and not (
+                    cls in (int, float) and isinstance(value, bool))
+            if not ok:
+                raise Rejected(f"{name!r} is {type(value).__name__}, not {want}")
+            continue
+        if not isinstance(value, torch.Tensor):
+            raise Rejected(f"{name!r} is {type(value).__name__}, not a tensor")
+        shape = tuple(value.shape)
+        if len(shape) != len(want) or any(
+                w is not None and w != s for w, s in zip(want, shape, strict=True)):
+            raise Rejected(f"{name!r} has shape {list(shape)}, not {list(want)}")
+
+
+# --------------------------------------------------------------------------- file format
+
+
+def encode(kind: str, key: str, data: dict[str, Any]) -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(data, buf)
+    payload = buf.getvalue()
+    header = {"kind": kind, "key": key, "version": CACHE_VERSION, "size": len(payload),
+              "sha256": hashlib.sha256(payload).hexdigest(), "schema": describe(data)}
+    return MAGIC + json.dumps(header, separators=(",", ":")).encode() + b"\n" + payload
+
+
+def _decode(kind: str, key: str, raw: bytes, expect: Expect | None) -> dict[str, Any]:
+    import torch
+
+    if not raw.startswith(MAGIC):
+        raise Rejected("not a Lineup cache file (no header)")
+    end = raw.find(b"\n", len(MAGIC), len(MAGIC) + MAX_HEADER)
+    if end < 0:
+        raise Rejected("the header is cut off")
+    try:
+        header = json.loads(raw[len(MAGIC):end])
+    except (ValueError, RecursionError):
+        raise Rejected("the header is not JSON") from None
+    if not isinstance(header, dict):
+        raise Rejected("the header is not a table")
+    for field, want in (("kind", kind), ("key", key), ("version", CACHE_VERSION)):
+        if header.get(field) != want:
+            raise Rejected(f"it is {field} {header.get(field)!r}, not {want!r}")
+    payload = memoryview(raw)[end + 1:]
+    if header.get("size") != len(payload):
+        raise Rejected(f"{len(payload)} bytes of content, the header says {header.get('size')}")
+    if header.get("sha256") != hashlib.sha256(payload).hexdigest():
+        raise Rejected("the content does not match its checksum")
+    try:
+        data = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
+    except Exception as exc:  # any unpickling failure: never trusted
+        raise Rejected(f"the content does not load ({type(exc).__name__})") from None
+    if not isinstance(data, dict):
+        raise Rejected("the content is not a table")
+    if describe(data) != header.get("schema"):
+        raise Rejected("the content's shapes differ from the header's")
+    _check_finite(data)
+    if expect:
+        _check_expect(data, expect)
+    return data
+
+
+def _read(path: Path) -> bytes | None:
+    """The file's bytes, or None when it is not a regular file (never opened then)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- memo
 
 
 def _signature(path: Path) -> tuple[int, int, int]:
@@ -76,9 +253,15 @@ def forget() -> None:
     _MEMO.clear()
 
 
-def load(kind: str, key: str, *, memo: bool = False) -> dict[str, Any] | None:
-    """The cached entry, or None when absent or unreadable (an unreadable file is removed).
-    With ``memo``, an entry read before is returned from memory while its file is unchanged."""
+# --------------------------------------------------------------------------- the API
+
+
+def load(kind: str, key: str, *, memo: bool = False,
+         expect: Expect | None = None) -> dict[str, Any] | None:
+    """The cached entry, or None when absent or not exactly what was asked for (then the file
+    is removed and the caller rebuilds). ``expect`` optionally names entries and their shapes
+    (``{"att": (12, 12, None, None), "build": "str"}``; ``None`` is any size). With ``memo``,
+    an entry read (and checked) before is returned from memory while its file is unchanged."""
     path = path_for(kind, key)
     if not path.is_file():
         _MEMO.pop(path, None)
@@ -88,22 +271,29 @@ def load(kind: str, key: str, *, memo: bool = False) -> dict[str, Any] | None:
         hit = _MEMO.get(path)
         with contextlib.suppress(OSError):
             if hit is not None and hit[0] == _signature(path):
-                _MEMO.move_to_end(path)
-                STATS["hits"] += 1
-                STATS["memo_hits"] += 1
-                return hit[1]
+                try:
+                    if expect:
+                        _check_expect(hit[1], expect)
+                except Rejected:
+                    pass
+                else:
+                    _MEMO.move_to_end(path)
+                    STATS["hits"] += 1
+                    STATS["memo_hits"] += 1
+                    return hit[1]
     _MEMO.pop(path, None)
-    import torch
-
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(data, dict) or data.get("__key__") != key:
-            raise ValueError("not this cache entry")
-    except Exception:  # truncated, garbage, another format: rebuild, never trust
+        raw = _read(path)
+        if raw is None:
+            raise Rejected("not a regular file")
+        data = _decode(kind, key, raw, expect)
+    except (Rejected, OSError, MemoryError) as exc:  # rebuild, never trust
+        LAST_REJECTED[:] = [f"{path.name}: {exc}"]
         STATS["corrupt"] += 1
         STATS["misses"] += 1
         with contextlib.suppress(OSError):
-            path.unlink()
+            if path.is_file():
+                path.unlink()
         return None
     STATS["hits"] += 1
     if memo:
@@ -114,18 +304,24 @@ def load(kind: str, key: str, *, memo: bool = False) -> dict[str, Any] | None:
 def save(kind: str, key: str, data: dict[str, Any], *, memo: bool = False) -> Path | None:
     """Write an entry atomically (and, with ``memo``, keep it in the memo), then delete the
     files of other cache versions. A read-only or full disk is not an error: the cache is
-    only a speed-up, so failures are swallowed and None is returned."""
-    import torch
-
+    only a speed-up, so failures are swallowed and None is returned. An entry that cannot be
+    described (an object that is not a tensor, number, text, list or table) or that holds NaN
+    is not written either: it would be refused on load."""
     path = path_for(kind, key)
     _MEMO.pop(path, None)
-    entry = {**data, "__key__": key}
+    try:
+        _check_finite(data)
+        blob = encode(kind, key, data)
+    except Rejected as exc:
+        LAST_REJECTED[:] = [f"{path.name}: not saved: {exc}"]
+        return None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{kind}-", suffix=".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{kind}-{os.getpid()}-", suffix=".tmp",
+                                   dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:
-                torch.save(entry, handle)
+                handle.write(blob)
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -135,25 +331,44 @@ def save(kind: str, key: str, data: dict[str, Any], *, memo: bool = False) -> Pa
         return None
     STATS["writes"] += 1
     if memo:
-        _remember(path, entry)
+        _remember(path, data)
     prune()
     return path
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
 def prune() -> int:
-    """Delete the entries of other cache versions; returns how many files went."""
+    """Delete the entries of other cache versions, and temp files a killed save left (a
+    minute old, or their owner gone); returns how many files went."""
     n = 0
     folder = runs_dir()
     if not folder.is_dir():
         return 0
-    for p in folder.glob("*.pt"):
+    now = time.time()
+    for p in folder.iterdir():
         match = _NAME.match(p.name)
-        if match and int(match["version"]) != CACHE_VERSION:
-            try:
+        tmp = _TMP.match(p.name)
+        try:
+            if match and int(match["version"]) != CACHE_VERSION:
                 p.unlink()
                 n += 1
-            except OSError:
-                pass
+            elif tmp:
+                pid = int(tmp["pid"]) if tmp["pid"] else None
+                old = now - p.lstat().st_mtime > STALE_TMP_S
+                if old or (pid is not None and pid != os.getpid() and not _pid_alive(pid)):
+                    p.unlink()
+                    n += 1
+        except OSError:
+            pass
     STATS["pruned"] += n
     return n
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -112,3 +113,142 @@ def test_a_fifo_pack_yaml_never_hangs(tmp_path) -> None:
     os.mkfifo(folder / "pack.yaml")
     _pack, puzzles, problems = read_pack(folder)
     assert len(puzzles) == 2 and "named pipe" in problems[0].message
+
+
+# --------------------------------------------------------------------------- the run cache
+
+
+def sample_entry():
+    import torch
+
+    return {"att": torch.rand(2, 3, 4, 4), "clean": torch.randn(8), "build": "abc",
+            "effects": {"x": 0.5, "y": -1.25}, "uniform": 0.25}
+
+
+def test_a_cache_entry_round_trips_and_is_verified():
+    from engine import cache
+
+    data = sample_entry()
+    path = cache.save("judge", "00aa", data)
+    assert path is not None and path.read_bytes().startswith(cache.MAGIC)
+    back = cache.load("judge", "00aa", expect={"att": (2, 3, None, None), "build": "str"})
+    assert back is not None and back["build"] == "abc" and back["effects"] == data["effects"]
+    assert back["att"].equal(data["att"])
+
+
+def test_the_side_file_copied_over_the_runs_file_is_rebuilt():
+    from engine import cache
+
+    cache.save("judge", "00bb", sample_entry())
+    cache.save("judge-effects", "00bb", {"build": "abc", "effects": {"x": 1.0}})
+    shutil.copy(cache.path_for("judge-effects", "00bb"), cache.path_for("judge", "00bb"))
+    corrupt = cache.STATS["corrupt"]
+    assert cache.load("judge", "00bb") is None
+    assert cache.STATS["corrupt"] == corrupt + 1 and "kind" in cache.LAST_REJECTED[0]
+    assert not cache.path_for("judge", "00bb").exists()  # rebuilt next time, never trusted
+
+
+def test_a_file_under_another_key_is_rebuilt():
+    from engine import cache
+
+    cache.save("judge", "00cc", sample_entry())
+    shutil.copy(cache.path_for("judge", "00cc"), cache.path_for("judge", "00dd"))
+    assert cache.load("judge", "00dd") is None and "key" in cache.LAST_REJECTED[0]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "header", "old-format", "empty",
+                                    "garbage", "fifo", "folder"])
+def test_a_damaged_cache_file_is_rebuilt(damage):
+    import torch
+
+    from engine import cache
+
+    path = cache.save("heads", "00ee", sample_entry())
+    raw = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif damage == "flip":
+        path.write_bytes(raw[:-10] + bytes(b ^ 0xFF for b in raw[-10:]))
+    elif damage == "header":
+        path.write_bytes(raw.replace(b'"version":4', b'"version":[[[', 1))
+    elif damage == "old-format":
+        torch.save({**sample_entry(), "__key__": "00ee"}, path)
+    elif damage == "empty":
+        path.write_bytes(b"")
+    elif damage == "garbage":
+        path.write_bytes(os.urandom(4096))
+    elif damage == "fifo":
+        path.unlink()
+        os.mkfifo(path)
+    elif damage == "folder":
+        path.unlink()
+        path.mkdir()
+    cache.forget()
+    assert cache.load("heads", "00ee") is None  # never a traceback, never a hang
+    assert cache.save("heads", "00ee", sample_entry()) is not None or damage == "folder"
+
+
+def test_wrong_shapes_and_nan_metrics_are_not_trusted():
+    import torch
+
+    from engine import cache
+
+    good = sample_entry()
+    cache.save("judge", "0100", good)
+    assert cache.load("judge", "0100", expect={"att": (2, 3, 5, 5)}) is None
+    assert "shape" in cache.LAST_REJECTED[0]
+    cache.save("judge", "0101", good)
+    assert cache.load("judge", "0101", expect={"missing": "tensor"}) is None
+    # a well-formed file whose content holds NaN: refused on load, and never written
+    bad = {**good, "clean": torch.tensor([1.0, float("nan")])}
+    assert cache.save("judge", "0102", bad) is None
+    cache.runs_dir().mkdir(parents=True, exist_ok=True)
+    cache.path_for("judge", "0102").write_bytes(cache.encode("judge", "0102", bad))
+    assert cache.load("judge", "0102") is None and "NaN" in cache.LAST_REJECTED[0]
+    blob = cache.encode("judge", "0103", {**good, "effects": {"x": float("nan")}})
+    cache.path_for("judge", "0103").write_bytes(blob)
+    assert cache.load("judge", "0103") is None
+
+
+def test_a_header_that_lies_about_shapes_is_refused():
+    import torch
+
+    from engine import cache
+
+    honest = cache.encode("judge", "0200", {"att": torch.zeros(2, 2)})
+    liar = cache.encode("judge", "0200", {"att": torch.zeros(3, 3)})
+    magic, header, _ = honest.split(b"\n", 2)
+    payload = liar.split(b"\n", 2)[2]
+    head = json.loads(header)
+    import hashlib
+
+    head.update(size=len(payload), sha256=hashlib.sha256(payload).hexdigest())
+    cache.runs_dir().mkdir(parents=True, exist_ok=True)
+    cache.path_for("judge", "0200").write_bytes(
+        magic + b"\n" + json.dumps(head).encode() + b"\n" + payload)
+    assert cache.load("judge", "0200") is None and "shapes" in cache.LAST_REJECTED[0]
+
+
+def test_the_memo_checks_expected_shapes_too():
+    from engine import cache
+
+    cache.save("judge", "0300", sample_entry(), memo=True)
+    assert cache.load("judge", "0300", memo=True) is not None
+    assert cache.load("judge", "0300", memo=True, expect={"att": (9,)}) is None
+
+
+def test_stale_cache_temp_files_are_pruned():
+    import time
+
+    from engine import cache
+
+    folder = cache.runs_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    old = folder / ".judge-abcdef.tmp"
+    old.write_bytes(b"x")
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    live = folder / f".judge-{os.getpid()}-live.tmp"
+    live.write_bytes(b"x")
+    cache.save("heads", "0400", {"x": 1.0})
+    assert not old.exists() and live.exists()
