@@ -210,16 +210,32 @@ def toy_dir(name: str) -> Path:
     return path
 
 
+def hf_hub_cache() -> Path:
+    """The Hugging Face hub cache folder, worked out the way huggingface_hub does it
+    (HF_HUB_CACHE, HUGGINGFACE_HUB_CACHE, HF_HOME/hub, XDG_CACHE_HOME/huggingface/hub,
+    ~/.cache/huggingface/hub) without importing it: the TUI asks before its first frame."""
+    for name in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(name):
+            return Path(os.environ[name]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path("~/.cache").expanduser())
+    return Path(xdg).expanduser() / "huggingface" / "hub"
+
+
 def gpt2_cache_dir() -> Path | None:
-    """The cached snapshot of real GPT-2, or None. Reads the cache only; never the network."""
+    """The cached snapshot of real GPT-2 (its ``main`` revision), or None. Reads the disk
+    only: never the network, and no heavy import."""
+    repo = hf_hub_cache() / f"models--{GPT2_REPO}"
     try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:  # pragma: no cover - huggingface_hub is a dependency
+        commit = (repo / "refs" / "main").read_text().strip()
+    except (OSError, UnicodeDecodeError):
         return None
-    config = try_to_load_from_cache(GPT2_REPO, "config.json")
-    if not isinstance(config, str):
+    if not commit or os.sep in commit or commit.startswith("."):
         return None
-    snapshot = Path(config).parent
+    snapshot = repo / "snapshots" / commit
+    if not (snapshot / "config.json").is_file():
+        return None
     if any((snapshot / name).is_file() for name in GPT2_WEIGHT_FILES):
         return snapshot
     return None
@@ -334,6 +350,31 @@ def default_model_name() -> str:
 def default_model_reason() -> str:
     """One line saying which model is the default and why."""
     return default_model().reason
+
+
+def default_model_choice(requested: str | None = None) -> tuple[str, str]:
+    """The model the game plays and one line saying why, for a header: the default when
+    nothing is requested, else the request, saying plainly when its weights are not here.
+    Disk checks only (no torch, transformers or huggingface_hub), safe before a first frame."""
+    if not requested:
+        choice = default_model()
+        return choice.name, choice.reason
+    if requested == "gpt2" and gpt2_cache_dir() is None:
+        return requested, "gpt2: asked for, but GPT-2 is not in the Hugging Face cache " \
+                          "(run `lineup download gpt2` when online)"
+    if requested == SMOLLM2:
+        from engine import smollm2
+
+        found = smollm2.converted_dir()
+        if found is None:
+            return requested, f"smollm2: asked for, but SmolLM2 is not converted " \
+                              f"({smollm2.DOWNLOAD_HINT})"
+        return requested, f"smollm2: real trained model (SmolLM2-135M), converted in {found}"
+    if requested == "gpt2":
+        return requested, f"gpt2: real GPT-2 small, cached in {gpt2_cache_dir()}"
+    if requested == "random-gpt2":
+        return requested, "random-gpt2: GPT-2's shape with RANDOM weights, not real GPT-2"
+    return requested, f"{requested}: chosen with --model"
 
 
 # --------------------------------------------------------------------------- loading

@@ -368,3 +368,42 @@ def test_the_real_model_loads_with_its_shape_and_equals_plain_llama(real_dir):
     assert (ours - theirs).abs().max() <= 1e-5
     last = theirs[0, -1]
     assert last[lm.token_id(" Mary")] > last[lm.token_id(" John")]
+
+
+def test_gpt2_cache_lookup_agrees_with_huggingface_hub_without_importing_it(tmp_path,
+                                                                           monkeypatch):
+    from huggingface_hub import try_to_load_from_cache
+
+    from engine.models import gpt2_cache_dir
+
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    repo = tmp_path / "hub" / "models--gpt2"
+    assert gpt2_cache_dir() is None
+    snapshot = repo / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    (snapshot / "config.json").write_text("{}")
+    assert gpt2_cache_dir() is None  # a config without weights is not a usable GPT-2
+    (snapshot / "model.safetensors").write_bytes(b"")
+    hub = try_to_load_from_cache("gpt2", "config.json", cache_dir=str(tmp_path / "hub"))
+    assert gpt2_cache_dir() == snapshot == Path(hub).parent
+    probe = ("import sys; from engine.models import default_model_choice; "
+             "default_model_choice(); default_model_choice('smollm2'); "
+             "print(sorted(m for m in ('torch', 'transformers', 'huggingface_hub') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True,
+                         text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_requested_model_that_is_absent_is_never_called_real(monkeypatch):
+    import engine.models as models
+
+    monkeypatch.setattr(models, "gpt2_cache_dir", lambda: None)
+    monkeypatch.setattr(smollm2, "converted_dir", lambda: None)
+    for spec in ("gpt2", "smollm2"):
+        name, reason = models.default_model_choice(spec)
+        assert name == spec and "asked for, but" in reason and "real" not in reason
+    assert "RANDOM" in models.default_model_choice("random-gpt2")[1]
+    assert models.default_model_choice(None) == ("toy", models.default_model_reason())
