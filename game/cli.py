@@ -75,6 +75,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one `lineup` command; every way it can end becomes an exit code here (ok 0, no 1,
+    usage or other error 2, interrupt 130), with one line on stderr and no traceback."""
+    try:
+        code = _main(argv)
+    except SystemExit as exc:  # argparse's usage errors and --help; Rich on a closed pipe
+        if _rich_broken_pipe(exc):
+            return _closed_pipe()
+        raise
+    except BrokenPipeError:  # `lineup models | true`: the reader left; that is fine
+        return _closed_pipe()
+    except KeyboardInterrupt:
+        print("lineup: interrupted", file=sys.stderr)
+        return Exit.INTERRUPT
+    except Exception as exc:  # what the code did not foresee: a log file, one line, exit 2
+        from game.crash import report
+
+        report(exc, ["lineup", *(sys.argv[1:] if argv is None else argv)])
+        return Exit.ERROR
+    try:  # what is still buffered goes now, while a closed pipe can be handled
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return _closed_pipe(code)
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     run = getattr(args, "run", None)
@@ -87,18 +113,65 @@ def main(argv: Sequence[str] | None = None) -> int:
     from engine.errors import LineupError
 
     try:
+        check_device(getattr(args, "device", None))
         return int(run(args))
     except LineupError as exc:
         return error(str(exc))
-    except BrokenPipeError:  # `lineup list | head`: the reader left; that is fine
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return Exit.OK
+    except (BrokenPipeError, KeyboardInterrupt):
+        raise
     except OSError as exc:  # a file or folder the user named cannot be read or written
+        if _is_stdout_pipe(exc):
+            raise BrokenPipeError from exc
         where = f"{exc.filename}: " if exc.filename else ""
         return error(f"{where}{exc.strerror or exc}")
-    except KeyboardInterrupt:
-        print("lineup: interrupted", file=sys.stderr)
-        return Exit.INTERRUPT
+
+
+def check_device(device: str | None) -> None:
+    """``--device``, checked once before any command uses it: a device torch does not know or
+    cannot use here (``cuda`` on a CPU build) is a usage error, not a traceback."""
+    if device in (None, "", "auto"):
+        return
+    import torch
+
+    from engine.errors import UsageError
+
+    try:
+        where = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise UsageError(f"--device {device!r} is not a torch device (try cpu, cuda, "
+                         "cuda:1 or mps)") from None
+    try:
+        torch.empty(1, device=where)
+    except Exception as exc:  # AssertionError on a CPU build, RuntimeError without a driver
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"--device {device!r} is not usable here ({first}); "
+                         "leave --device out to use the CPU") from None
+
+
+def _rich_broken_pipe(exc: SystemExit) -> bool:
+    """Rich turns a closed stdout into ``SystemExit(1)`` from ``Console.on_broken_pipe``."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_name == "on_broken_pipe"
+
+
+def _is_stdout_pipe(exc: OSError) -> bool:
+    import errno
+
+    return exc.errno == errno.EPIPE
+
+
+def _closed_pipe(code: int = Exit.OK) -> int:
+    """The reader of stdout is gone: point stdout at /dev/null so the final flush at exit is
+    quiet, and end as if the output had been read."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return int(code)
 
 
 def _registered(parser: argparse.ArgumentParser) -> set[str]:

@@ -76,14 +76,56 @@ def test_grade_folder_with_a_broken_file(tmp_path, puzzle):
     circuit(folder / "bob.yml", puzzle.id, [])
     (folder / "carol.yaml").write_text("questions: {not: a list\n")
     (folder / "notes.txt").write_text("ignored")
+    (folder / "dir.yaml").mkdir()
+    os.mkfifo(folder / "pipe.yaml")
+    (folder / "gone.yml").symlink_to(folder / "nowhere.yaml")
+    # one question 1,999 times (116 KB): collapsed before anything is graded or formatted
+    solution = puzzle.models["toy"].solution
+    circuit(folder / "dave.yaml", puzzle.id, [solution[0]] * 1999 + solution[1:])
     out = tmp_path / "grades.csv"
     done = lineup(tmp_path, "grade", puzzle.id, str(folder), "--model", "toy", "--csv", str(out))
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr  # some rows are errors
+    assert "Traceback" not in done.stderr and "4 of 7 files could not be graded" in done.stderr
     rows = {r["file"]: r for r in csv.DictReader(out.open())}
-    assert set(rows) == {"alice.yaml", "bob.yml", "carol.yaml"}
-    assert rows["alice.yaml"]["stars"] == "3"
-    assert rows["bob.yml"]["stars"] == "0"
+    assert set(rows) == {"alice.yaml", "bob.yml", "carol.yaml", "dir.yaml", "pipe.yaml",
+                         "gone.yml", "dave.yaml"}
+    assert rows["alice.yaml"]["stars"] == "3" and rows["alice.yaml"]["status"] == "solved"
+    assert rows["bob.yml"]["stars"] == "0" and rows["bob.yml"]["status"] == "not solved"
     assert rows["carol.yaml"]["stars"] == "" and "carol.yaml" in rows["carol.yaml"]["problems"]
+    assert "it is a folder" in rows["dir.yaml"]["problems"]
+    assert "named pipe" in rows["pipe.yaml"]["problems"]
+    assert "does not exist" in rows["gone.yml"]["problems"]
+    assert {rows[f]["status"] for f in ("carol.yaml", "dir.yaml", "pipe.yaml", "gone.yml")} \
+        == {"error"}
+    assert rows["dave.yaml"]["stars"] == "3"
+    assert "1998 repeated questions counted once" in rows["dave.yaml"]["problems"]
+    # a previous grades file is replaced; a student's file is not, unless --force
+    again = lineup(tmp_path, "grade", puzzle.id, str(folder), "--model", "toy", "--csv",
+                   str(out), "--json")
+    assert again.returncode == 1 and json.loads(again.stdout)["errors"] == 4
+    theirs = folder / "notes.txt"
+    refused = lineup(tmp_path, "grade", puzzle.id, str(folder), "--csv", str(theirs))
+    assert refused.returncode == 2 and "--force" in refused.stderr
+    assert theirs.read_text() == "ignored"
+    forced = lineup(tmp_path, "grade", puzzle.id, str(folder), "--model", "toy", "--csv",
+                    str(theirs), "--force")
+    assert forced.returncode == 1 and theirs.read_text().startswith("file,status,")
+
+
+def test_check_refuses_a_fifo_and_a_prompt_longer_than_the_model_reads(tmp_path, puzzle):
+    fifo = tmp_path / "circuit.yaml"
+    os.mkfifo(fifo)
+    done = lineup(tmp_path, "check", puzzle.id, str(fifo), "--model", "toy")  # no hang
+    assert done.returncode == 2 and "named pipe" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    source = (ROOT / "puzzles" / "induction" / "01-previous-token.yaml").read_text()
+    long = source.replace('    - " {W1} {W2}', '    - "' + " the" * 80 + ' {W1} {W2}', 1)
+    assert long != source
+    (tmp_path / "long.yaml").write_text(long)
+    good = circuit(tmp_path / "c.yaml", "induction-previous-token", [])
+    done = lineup(tmp_path, "check", str(tmp_path / "long.yaml"), str(good), "--model", "toy")
+    assert done.returncode == 2, done.stderr
+    assert "reads at most 64" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_patch_json(tmp_path):

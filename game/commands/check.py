@@ -5,8 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from game.commands._shared import finish_parser, load_model, located, puzzle_parser
-from game.output import Exit, emit_json
+from game.commands._shared import (
+    check_fits,
+    find_puzzle_safe,
+    finish_parser,
+    grade_circuit,
+    load_model,
+    located,
+    puzzle_parser,
+    read_circuit,
+)
+from game.output import Exit, emit_json, visible
 
 MARKS = {
     "confirmed": "ok",
@@ -14,6 +23,7 @@ MARKS = {
     "wrong-responder": "XX",
     "wrong-round": "XX",
     "no-such-question": "XX",
+    "not-measurable": "??",
     "invalid": "!!",
 }
 
@@ -50,18 +60,18 @@ class Progress:
 
 
 def run(args: argparse.Namespace) -> int:
-    from engine.judge import grade
-    from engine.puzzle import PuzzleError, find_puzzle, load_circuit
+    from engine.puzzle import PuzzleError
 
     try:
-        puzzle = find_puzzle(args.puzzle)
-        circuit = load_circuit(args.circuit)
+        puzzle = find_puzzle_safe(args.puzzle)
+        circuit = read_circuit(args.circuit)
     except PuzzleError as exc:
         return located(exc)
     lm, load_s = load_model(puzzle, args.model or circuit.model, args.device)
+    check_fits(puzzle, lm)
     bar = Progress()
     try:
-        report = grade(puzzle, circuit, lm, progress=bar)
+        report = grade_circuit(puzzle, circuit, lm, progress=bar)
     finally:
         bar.done()
     report.timing_s = {"model_load": load_s, **report.timing_s}
@@ -73,24 +83,30 @@ def run(args: argparse.Namespace) -> int:
 
 
 def print_report(report) -> None:
+    """The report as text. Every piece of user text (puzzle, round, person and card names,
+    messages that quote them) goes in as a Rich ``Text``, never as markup, with control
+    characters made visible: a round called ``[late]`` shows as ``[late]``."""
     from rich.console import Console
-    from rich.markup import escape
+    from rich.text import Text
 
-    console = Console()
+    console = Console(highlight=False)
     stars = "*" * report.stars + "." * (3 - report.stars)
-    console.print(f"[bold]{escape(report.puzzle)}[/] on {escape(report.model_label)}: "
-                  f"[bold]{stars}[/] ({report.stars} of 3)"
-                  + (" solved" if report.solved else " not solved"))
+    console.print(Text.assemble((visible(report.puzzle), "bold"), " on ",
+                                visible(report.model_label), ": ", (stars, "bold"),
+                                f" ({report.stars} of 3)",
+                                " solved" if report.solved else " not solved"))
+    if not getattr(report, "task_ok", True) and getattr(report, "task_message", ""):
+        console.print(Text(f"  {visible(report.task_message)}"))
     for q in report.questions:
-        to = f" -> {q.responder}" if q.responder else ""
+        to = f" -> {visible(q.responder)}" if q.responder else ""
         given = " (given)" if q.given else ""
-        console.print(f"  {MARKS.get(q.verdict, '??')} [{escape(q.round)}] "
-                      f"{escape(q.asker)}: {escape(q.card)}{escape(to)}{given}: "
-                      f"[bold]{q.verdict}[/]")
-        console.print(f"       {escape(q.message)}", highlight=False)
+        console.print(Text.assemble(f"  {MARKS.get(q.verdict, '??')} [{visible(q.round)}] ",
+                                    f"{visible(q.asker)}: {visible(q.card)}{to}{given}: ",
+                                    (visible(q.verdict), "bold")))
+        console.print(Text(f"       {visible(q.message)}"))
     held = ("not measured until the play prompts pass" if report.heldout_faithfulness is None
             else f"{report.heldout_faithfulness:.2f} (pass line {report.heldout_pass_line:.2f})")
-    console.print(f"  faithfulness {report.faithfulness:.2f} (pass line {report.pass_line:.2f}), "
-                  f"held-out {held}", highlight=False)
+    console.print(Text(f"  faithfulness {report.faithfulness:.2f} (pass line "
+                       f"{report.pass_line:.2f}), held-out {held}"))
     for problem in report.problems:
-        console.print(f"  note: {escape(problem)}", highlight=False)
+        console.print(Text(f"  note: {visible(problem)}"))

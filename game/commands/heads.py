@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from game.output import Exit, add_json_option, add_model_option, emit_json, note
+from game.output import Exit, add_json_option, add_model_option, emit_json, note, visible
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     lm = load_model(args.model, device=args.device)
     if lm.kind == "random-gpt2":
-        note(lm.label)
+        note(visible(lm.label))
     scores = head_scores(lm)
     if args.sort:
         scores.sort(key=lambda s: getattr(s, args.sort), reverse=True)
@@ -39,12 +39,14 @@ def run(args: argparse.Namespace) -> int:
         return Exit.OK
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"Head scores on {lm.label}", title_justify="left")
+    # the label may hold a folder name: a Text, never read as markup
+    table = Table(title=Text(f"Head scores on {visible(lm.label)}"), title_justify="left")
     table.add_column("head", justify="right")
     for name in SCORE_NAMES:
         table.add_column(name.replace("_", " "), justify="right")
     for s in scores:
         table.add_row(s.name, *(f"{getattr(s, n):.2f}" for n in SCORE_NAMES))
-    Console().print(table)
+    Console(highlight=False).print(table)
     return Exit.OK

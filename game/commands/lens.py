@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from game.output import Exit, add_json_option, add_model_option, emit_json
+from game.output import Exit, add_json_option, add_model_option, emit_json, visible
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,29 +33,46 @@ def run(args: argparse.Namespace) -> int:
     from engine.models import load_model
 
     lm = load_model(args.model, device=args.device)
+    fits(lm, args.text)
     report = logit_lens(lm, args.text, k=args.top)
     if args.json:
         emit_json(report.to_json())
         return Exit.OK
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    console = Console()
-    console.print(f"Logit lens on {lm.label}: each person's top guess after each round")
+    # tokens and labels are user text: Text objects, never markup ("[late]" stays "[late]")
+    console = Console(highlight=False)
+    console.print(Text(f"Logit lens on {visible(lm.label)}: each person's top guess after "
+                       "each round"))
     per_table = max(1, (console.width - 8) // 12)
     for first in range(0, len(report.tokens), per_table):
         people = range(first, min(len(report.tokens), first + per_table))
         table = Table(show_edge=False, pad_edge=False)
         table.add_column("after", justify="right", no_wrap=True)
         for pos in people:
-            table.add_column(repr(report.tokens[pos]), no_wrap=True, overflow="ellipsis",
-                             max_width=11)
+            table.add_column(Text(visible(repr(report.tokens[pos]))), no_wrap=True,
+                             overflow="ellipsis", max_width=11)
         for entry in report.layers:
             label = "embed" if entry.layer == 0 else f"L{entry.layer - 1}"
             cells = []
             for pos in people:
                 word, prob = entry.positions[pos].top[0]
-                cells.append(f"{word!r} {prob:.2f}" if entry is report.layers[-1] else repr(word))
+                cells.append(Text(visible(f"{word!r} {prob:.2f}" if entry is report.layers[-1]
+                                          else repr(word))))
             table.add_row(label, *cells)
         console.print(table)
     return Exit.OK
+
+
+def fits(lm, text: str) -> None:
+    """A usage error when the text is longer than the model reads (not an IndexError)."""
+    from engine.detectors import context_length
+    from engine.errors import UsageError
+
+    limit = context_length(lm)
+    n = len(lm.tokenizer(text)["input_ids"])
+    if n > limit:
+        raise UsageError(f"the text is {n} tokens long, but {visible(lm.label)} reads at most "
+                         f"{limit}; give a shorter text")

@@ -10,9 +10,11 @@ usage errors (a path that does not exist, an unknown model).
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 from pathlib import Path
 
-from game.output import Exit, add_json_option, add_model_option, emit_json, error, note
+from game.output import Exit, add_json_option, add_model_option, emit_json, error, note, visible
 
 HELP = ("check puzzle files: shape, roles, rounds, tokens; with --model, grade the reference "
         "solutions (exit 0 ok, 1 problems)")
@@ -39,17 +41,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
-        return error(f"no such file or folder: {', '.join(missing)}")
+        return error(f"no such file or folder: {', '.join(visible(m) for m in missing)}")
+    for p in args.paths:  # a FIFO or device would block the reader: refuse it by name
+        mode = os.stat(p).st_mode
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            from engine.pack import kind_of
+
+            return error(f"{visible(p)} is {kind_of(mode)}, not a puzzle file or folder")
     from engine.validate import expand_paths, validate_paths
 
     files = expand_paths(args.paths)
     if not files:
-        return error(f"no puzzle files (*.yaml) in {', '.join(args.paths)}")
+        return error(f"no puzzle files (*.yaml) in {', '.join(map(visible, args.paths))}")
     notes: list[str] = []
     problems = validate_paths(args.paths, model=args.model, notes=notes,
                               device=getattr(args, "device", None), progress=note)
     for text in notes:
-        note(text)
+        note(visible(text))
     if args.json:
         emit_json({
             "files": [str(f) for f in files],
@@ -60,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         })
     else:
         for p in problems:
-            print(p)
+            print(visible(p))
     bad_files = len({p.path for p in problems})
     if problems:
         note(f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {bad_files} of "
