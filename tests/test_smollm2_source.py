@@ -407,3 +407,24 @@ def test_a_requested_model_that_is_absent_is_never_called_real(monkeypatch):
         assert name == spec and "asked for, but" in reason and "real" not in reason
     assert "RANDOM" in models.default_model_choice("random-gpt2")[1]
     assert models.default_model_choice(None) == ("toy", models.default_model_reason())
+
+
+def test_doctor_says_where_smollm2_is_and_how_to_get_it(tmp_path, monkeypatch):
+    from game.commands import doctor
+
+    target = tmp_path / "sm"
+    monkeypatch.setenv(smollm2.ENV_DIR, str(target))
+    [(what, ok, detail)] = doctor._smollm2()
+    assert what == "SmolLM2-135M" and ok and "lineup download smollm2" in detail
+    assert str(target) in detail
+    target.mkdir()
+    (target / "config.json").write_text("{}")  # something that is not a finished conversion
+    [(_, ok, detail)] = doctor._smollm2()
+    assert not ok and "remove it" in detail
+    for name in ("model.safetensors", "tokenizer.json"):
+        (target / name).write_text("{}")
+    (target / smollm2.MARKER).write_text(json.dumps({"gguf_sha256": smollm2.GGUF_SHA256}))
+    [(_, ok, detail)] = doctor._smollm2()
+    assert ok and detail == f"converted in {target}"
+    [(_, _, reason)] = doctor._default()
+    assert reason.startswith(("gpt2:", "smollm2:"))
