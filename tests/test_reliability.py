@@ -252,3 +252,102 @@ def test_stale_cache_temp_files_are_pruned():
     live.write_bytes(b"x")
     cache.save("heads", "0400", {"x": 1.0})
     assert not old.exists() and live.exists()
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+@pytest.mark.parametrize("command", ["models", "list", "heads --model toy",
+                                     "lens hello --model toy"])
+def test_a_closed_pipe_exits_0_without_a_traceback(command):
+    """`lineup models | true`: the reader is gone before anything is written."""
+    line = f"{sys.executable} -m game {command} | true"
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", line], capture_output=True,
+                            text=True, timeout=300, cwd=ROOT,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+
+
+def test_an_unusable_device_is_one_line_and_exit_2(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: --device cuda is usable here")
+    circuit = tmp_path / "c.yaml"
+    circuit.write_text("puzzle: induction-head\nquestions: []\n")
+    for args in (["heads", "--model", "toy"], ["lens", "hi", "--model", "toy"],
+                 ["check", "induction-head", str(circuit), "--model", "toy"],
+                 ["grade", "induction-head", str(tmp_path), "--model", "toy"],
+                 ["validate", str(PREV), "--model", "toy"]):
+        for device in ("cuda", "nonsense") if args[0] == "heads" else ("cuda",):
+            result = lineup(*args, "--device", device)
+            assert result.returncode == 2, (args, result.stderr)
+            assert result.stderr.startswith("lineup: error: --device")
+            assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_the_game_refuses_to_start_without_a_terminal():
+    for args in ([], ["play"], ["play", "induction-head"]):
+        result = lineup(*args, stdin=subprocess.DEVNULL, timeout=60)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith("lineup: error: the game needs a terminal")
+        assert result.stdout == ""
+
+
+def test_an_unforeseen_crash_writes_a_log_and_says_where(lineup_home, monkeypatch, capsys):
+    from game import cli
+    from game.commands import list as list_command
+
+    def broken(args):
+        raise RuntimeError("something nobody foresaw\nsecond line")
+
+    monkeypatch.setattr(list_command, "run", broken)
+    assert cli.main(["list"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("lineup: error: Lineup crashed (RuntimeError")
+    [log] = (lineup_home / "data").glob("crash-*.log")
+    assert str(log) in err[0]
+    text = log.read_text()
+    assert "Traceback" in text and "something nobody foresaw" in text and "lineup list" in text
+
+
+def test_a_crashed_game_exits_non_zero_with_a_log(lineup_home, capsys):
+    from game.commands.play import finish
+
+    class Crashed:
+        return_code = 1
+        _exception = KeyError("card")
+
+    class Quit:
+        return_code = 0
+        _exception = None
+
+    assert finish(Crashed(), None) == 1
+    assert "Lineup crashed (KeyError" in capsys.readouterr().err
+    assert list((lineup_home / "data").glob("crash-*.log"))
+    assert finish(Quit(), None) == 0 and finish(Quit(), 3) == 3
+
+
+def test_check_shows_user_text_as_text_with_controls_visible(capsys):
+    from engine.report import QuestionReport, Report
+    from game.commands.check import print_report
+
+    q = QuestionReport("late", "[b]A2", "induction\x1b[31m", "[/]", False, "wrong-round",
+                       "in round [late], [/b] asks \x1b]0;pwned\x07")
+    report = Report("[/b]puzzle", "toy", "toy [red]", False, 0, 1.0, 0.0, 0.1, None, 0.8,
+                    [q], ["a note [/]"], {})
+    print_report(report)
+    out = capsys.readouterr().out
+    for text in ("[/b]puzzle", "toy [red]", "[late] [b]A2: induction\\x1b[31m -> [/]",
+                 "in round [late], [/b] asks \\x1b]0;pwned\\x07", "note: a note [/]"):
+        assert text in out, text
+    assert "\x1b" not in out
+
+
+def test_grade_cells_make_controls_visible_and_defuse_formulas():
+    from game.commands.grade import _cell
+
+    assert _cell("bob\x1b[2J.yaml") == "bob\\x1b[2J.yaml"
+    assert _cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _cell(-0.25) == "-0.25"
+    assert _cell("line\nbreak") == "line\\x0abreak"
