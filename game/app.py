@@ -11,30 +11,20 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
+from engine.pack import Pack  # noqa: F401 - the engine reads packs; the game shows them
+from game.background import in_daemon_thread
+from game.format import visible
 from game.progress import Progress
-
-
-@dataclass
-class Pack:
-    """A teacher's pack (``pack.yaml`` next to puzzle files) or the shipped puzzles."""
-
-    title: str = "Lineup"
-    hints: bool = True  # may students see hints?
-    solutions: bool = True  # may students reveal the reference solution?
-    seed: int | None = None
-    path: Path | None = None
-    problems: list[str] = field(default_factory=list)
 
 
 class LineupCommands(Provider):
@@ -50,8 +40,8 @@ class LineupCommands(Provider):
         out.append(("tool: Sandbox", app.action_sandbox, "type any text and look inside"))
         out.append(("help: Keys", app.action_help, "what every key does"))
         for p in getattr(app, "puzzles", []):
-            out.append((f"puzzle: {p.title}", lambda pid=p.id: app.open_puzzle(pid),
-                        f"{p.ladder} {p.order}: {p.id}"))
+            out.append((f"puzzle: {visible(p.title)}", lambda p=p: app.open_puzzle(p),
+                        visible(f"{p.ladder} {p.order}: {p.id}")))
         return out
 
     async def discover(self) -> Hits:
@@ -88,7 +78,7 @@ class LineupApp(App[int]):
         self.start_puzzle = puzzle
         self.start_circuit = circuit
         self.pack, self.puzzles = load_pack(pack)
-        self.progress = Progress.load()
+        self.progress = Progress.load(legacy_model=self.engine.block or "toy")
 
     # ------------------------------------------------------------------ screens
     def on_mount(self) -> None:
@@ -97,10 +87,13 @@ class LineupApp(App[int]):
         if os.environ.get("LINEUP_ANIMATIONS", "") == "none":
             self.animation_level = "none"
         self.push_screen(MenuScreen())
-        if self.progress.message:
-            self.notify(self.progress.message, title="Save file", severity="warning", timeout=10)
+        for problem in getattr(self.progress, "problems", None) or (
+                [self.progress.message] if self.progress.message else []):
+            self.notify(str(problem), title="Save file", severity="warning", timeout=10,
+                        markup=False)
         for problem in self.pack.problems:
-            self.notify(problem, title="Skipped a puzzle", severity="warning", timeout=10)
+            self.notify(visible(problem), title="Skipped a puzzle", severity="warning",
+                        timeout=10, markup=False)
         if self.start_circuit:
             self.open_circuit_file(str(self.start_circuit))
         elif self.start_puzzle:
@@ -114,49 +107,128 @@ class LineupApp(App[int]):
         self.torch_at_first_frame = "torch" in sys.modules
         self.hub_at_first_frame = "huggingface_hub" in sys.modules
         self.first_frame_at = time.time()
-        if not getattr(self.engine, "fake", False):
-            self.warm_up()
+        self.warm_up()
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="warm-up",
-          description="Loading the model")
-    def warm_up(self) -> None:
-        self.engine.lm()
-        self.model_loaded_after = time.time() - self.first_frame_at
+    @work(exclusive=True, exit_on_error=False, group="warm-up", description="Loading the model")
+    async def warm_up(self) -> None:
+        """Load the model in a daemon thread: quitting never waits for it."""
+        load = getattr(self.engine, "lm", None)
+        if load is not None:
+            await in_daemon_thread(load, name="lineup-model-load")
+            self.model_loaded_after = time.time() - self.first_frame_at
 
+    def on_key(self, event: events.Key) -> None:
+        """A key that reached the App unused while a text dialog is on top was typed before
+        the dialog's input had focus: hand it over instead of dropping it."""
+        take = getattr(self.screen, "take_key", None)
+        if take is not None and take(event.character, event.key):
+            event.stop()
+            event.prevent_default()
+
+    # ------------------------------------------------------------------ progress, per model
+    @property
+    def model_key(self) -> str:
+        """The key stars and circuits are kept under: the puzzle block the engine plays."""
+        return str(self.engine.block or getattr(self.engine, "model", None) or "toy")
+
+    def stars_for(self, puzzle_id: str) -> int:
+        try:
+            return int(self.progress.stars(puzzle_id, self.model_key))
+        except TypeError:  # a Progress without models
+            return int(self.progress.stars(puzzle_id))
+
+    def saved_circuit(self, puzzle_id: str) -> list[Any]:
+        try:
+            return list(self.progress.circuit(puzzle_id, self.model_key))
+        except TypeError:
+            return list(self.progress.circuit(puzzle_id))
+
+    def record_progress(self, puzzle_id: str, *, stars: int | None = None,
+                        circuit: list[dict[str, str]] | None = None) -> bool:
+        """Save at once; a save that does not reach the disk is a message, not a crash."""
+        before = len(getattr(self.progress, "problems", []) or [])
+        try:
+            ok = self.progress.record(puzzle_id, self.model_key, stars=stars, circuit=circuit)
+        except OSError as exc:
+            self.notify(f"Could not save your progress: {exc.strerror or exc}",
+                        severity="error", markup=False)
+            return False
+        if ok is False:
+            for problem in (getattr(self.progress, "problems", []) or [])[before:]:
+                self.notify(str(problem), title="Not saved", severity="error", markup=False)
+            return False
+        return True
+
+    # ------------------------------------------------------------------ opening things
     def find(self, puzzle_id: str) -> Any:
         for p in self.puzzles:
             if p.id == puzzle_id:
                 return p
         return None
 
-    def open_puzzle(self, id_or_path: str, questions: list[dict[str, str]] | None = None) -> None:
+    def unlock_text(self, puzzle: Any) -> str:
+        """How a puzzle locked on this model is unlocked, in one line."""
+        models = list(puzzle.models)
+        how = {"gpt2": "GPT-2 (`lineup download gpt2`, then `lineup --model gpt2`)",
+               "smollm2": "SmolLM2 (`lineup download smollm2`, then `lineup --model smollm2`)",
+               "toy": "the toy model (`lineup --model toy`)"}
+        ways = [how.get(m, f"`--model {m}`") for m in models]
+        if not ways:
+            return "no model plays it yet"
+        return "plays on " + " or ".join(ways)
+
+    def open_puzzle(self, puzzle: Any, questions: list[dict[str, str]] | None = None) -> None:
+        """Open a puzzle (a loaded one, an id or a path)."""
         from engine.errors import LineupError
         from engine.puzzle import find_puzzle
         from game.screens.puzzle import PuzzleScreen
 
-        puzzle = self.find(id_or_path)
-        if puzzle is None:
-            try:
-                puzzle = find_puzzle(id_or_path)
-            except LineupError as exc:
-                self.notify(str(exc), title="No such puzzle", severity="error")
-                return
+        if isinstance(puzzle, str):
+            found = self.find(puzzle)
+            if found is None:
+                try:
+                    found = find_puzzle(puzzle)
+                except (LineupError, OSError) as exc:
+                    self.notify(visible(exc), title="No such puzzle", severity="error",
+                                markup=False)
+                    return
+            puzzle = found
         if puzzle.locked_for(self.engine.block):
-            self.notify(f"{puzzle.title!r} has no version for the {self.engine.block} model yet.",
-                        title="Locked", severity="warning")
+            self.notify(f"{visible(puzzle.title)} is locked on this model: it "
+                        f"{self.unlock_text(puzzle)}.", title="Locked", severity="warning",
+                        timeout=10, markup=False)
             return
         self.push_screen(PuzzleScreen(puzzle, questions=questions))
 
     def open_circuit_file(self, path: str) -> None:
         from engine.errors import LineupError
-        from engine.puzzle import load_circuit
 
         try:
-            circuit = load_circuit(Path(path).expanduser())
-        except LineupError as exc:
-            self.notify(str(exc), title="Cannot open circuit", severity="error")
+            circuit = read_circuit(Path(path).expanduser())
+        except (LineupError, OSError) as exc:
+            self.notify(visible(exc), title="Cannot open circuit", severity="error",
+                        markup=False)
             return
         self.open_puzzle(circuit.puzzle, [q.as_dict() for q in circuit.questions])
+
+    def open_check(self, puzzle: Any, questions: list[dict[str, str]], callback: Any) -> None:
+        from game.screens.check import CheckScreen
+
+        reveal = self.stars_for(puzzle.id) >= 2  # solved before on this model
+        self.push_screen(CheckScreen(puzzle, questions, reveal=reveal), callback=callback)
+
+    def open_hints(self, puzzle: Any, state: dict[str, Any], block: Any) -> None:
+        from game.screens.hints import HintScreen
+
+        self.push_screen(HintScreen(puzzle, state, block))
+
+    def open_tool(self, kind: str, *args: Any, **kwargs: Any) -> None:
+        """``attention`` / ``lens`` (text, title=, puzzle=) or ``swap`` (puzzle)."""
+        from game.screens import tools
+
+        screen = {"attention": tools.AttentionScreen, "lens": tools.LensScreen,
+                  "swap": tools.SwapScreen}[kind]
+        self.push_screen(screen(*args, **kwargs))
 
     def action_help(self) -> None:
         from game.screens.help import HelpScreen
@@ -184,11 +256,11 @@ class LineupApp(App[int]):
         if isinstance(error, InterruptedError):
             self.notify("Stopped.", title=what)
         elif isinstance(error, LineupError):
-            self.notify(str(error), title=getattr(error, "title", what), severity="error",
-                        timeout=10)
+            self.notify(visible(error), title=getattr(error, "title", what), severity="error",
+                        timeout=10, markup=False)
         else:
-            self.notify(f"{type(error).__name__}: {error}", title=f"{what} failed",
-                        severity="error", timeout=10)
+            self.notify(visible(f"{type(error).__name__}: {error}"), title=f"{what} failed",
+                        severity="error", timeout=10, markup=False)
         # Tell the screen (or widget) that started the worker, not whatever is on top now; a
         # worker of the App itself (the warm-up) goes to the current screen.
         owner = event.worker.node
@@ -201,65 +273,49 @@ class LineupApp(App[int]):
             failed(event.worker, error)
 
 
-def load_pack(pack: str | Path | None) -> tuple[Pack, list[Any]]:
-    """The shipped puzzles, or a teacher's pack folder (puzzle YAML files + pack.yaml)."""
-    from engine.puzzle import Problem, load_all
+def load_pack(pack: str | Path | None) -> tuple[Any, list[Any]]:
+    """The shipped puzzles, or a teacher's pack folder (puzzle YAML files + pack.yaml), read
+    by the engine (``engine.pack``); problems are plain text lines in ``Pack.problems``."""
+    from engine.pack import load_pack as engine_load_pack
 
-    if pack is None:
-        problems: list[Problem] = []
-        puzzles = load_all(problems)
-        return Pack(problems=[str(p) for p in problems]), puzzles
-    return read_pack(Path(pack))
+    return engine_load_pack(pack)
 
 
-def read_pack(folder: Path) -> tuple[Pack, list[Any]]:
-    from engine.errors import UsageError
-    from engine.puzzle import PuzzleError, load_puzzle, puzzle_files, read_yaml
+def read_circuit(path: Path) -> Any:
+    """A circuit file, read without ever blocking (regular files only) and without a
+    traceback for anything inside it."""
+    from engine.pack import read_doc
+    from engine.puzzle import PuzzleError
+    from engine.puzzle_schema import Problem, parse_circuit
 
-    if not folder.is_dir():
-        raise UsageError(f"pack folder {folder} does not exist")
-    meta: dict[str, Any] = {}
-    pack_file = folder / "pack.yaml"
-    if pack_file.is_file():
-        doc = read_yaml(pack_file)
-        if doc.problems:
-            raise UsageError(str(doc.problems[0]))
-        meta = doc.data if isinstance(doc.data, dict) else {}
-    pack = Pack(title=str(meta.get("title", folder.name)), path=folder,
-                hints=bool(meta.get("hints", True)),
-                solutions=not bool(meta.get("solutions_hidden", False))
-                and bool(meta.get("solutions", True)),
-                seed=meta.get("seed") if isinstance(meta.get("seed"), int) else None)
-    puzzles = []
-    for path in puzzle_files(folder):
-        if path.name in ("pack.yaml", "pack.yml"):
-            continue
-        try:
-            puzzle = load_puzzle(path)
-        except PuzzleError as exc:
-            pack.problems.extend(str(p) for p in exc.problems)
-            continue
-        if pack.seed is not None:
-            puzzle.prompts.seed = pack.seed
-            puzzle.prompts.heldout_seed = pack.seed + 1
-        puzzles.append(puzzle)
-    order = [str(x) for x in meta.get("order", [])] if isinstance(meta.get("order"), list) else []
-    rank = {pid: k for k, pid in enumerate(order)}
-    puzzles.sort(key=lambda p: (rank.get(p.id, len(rank)), p.ladder, p.order, p.id))
-    if not puzzles:
-        raise UsageError(f"pack folder {folder} has no puzzles that load")
-    return pack, puzzles
+    doc = read_doc(path)
+    if doc.problems:
+        raise PuzzleError(doc.problems, "circuit")
+    circuit, problems = parse_circuit(doc)
+    if problems or circuit is None:
+        raise PuzzleError(sorted(problems) or [Problem(str(path), 1, 1, "not a circuit")],
+                          "circuit")
+    return circuit
+
+
+def exit_code(app: App[Any], result: Any) -> int:
+    """The process exit code of a finished app: Textual's return code (1 after a crash),
+    else the app's own result."""
+    code = getattr(app, "return_code", None)
+    if code:
+        return int(code)
+    return int(result or 0)
 
 
 def run_app(puzzle: str | None = None, pack: str | None = None, model: str | None = None) -> int:
-    """Start the game; returns the exit code."""
+    """Start the game; returns the exit code (non-zero after a crash)."""
     circuit = None
     if puzzle and Path(puzzle).is_file():
-        from engine.puzzle import read_yaml
+        from engine.pack import read_doc
 
-        data = read_yaml(puzzle).data
+        data = read_doc(puzzle).data
         if isinstance(data, dict) and "questions" in data and "prompts" not in data:
             circuit, puzzle = puzzle, None
     app = LineupApp(puzzle=puzzle, pack=pack, model=model, circuit=circuit)
     result = app.run()
-    return int(result or 0)
+    return exit_code(app, result)

@@ -15,126 +15,28 @@ library (a word splitter stands in), so the puzzle screen appears before torch i
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.judge import HeadEvidence, QuestionReport, Report  # plain dataclasses, no torch
+from game.views import (  # noqa: F401 - re-exported for callers of the old names
+    AttentionView,
+    LineView,
+    Prediction,
+    SwapView,
+    WordTokenizer,
+    line_of,
+    words_of,
+)
 
 if TYPE_CHECKING:
+    from engine.judge import Report
     from engine.puzzle import Puzzle, Question
 
 Progress = Callable[[str, float], None]
 Cancelled = Callable[[], bool]
 
 GPT2_FIX = "lineup download gpt2"
-
-
-# --------------------------------------------------------------------------- views
-
-
-@dataclass
-class LineView:
-    """A prompt as people: ``tokens[i]`` is person i's word; ``roles`` name some of them;
-    ``at`` is the person whose guess the puzzle scores."""
-
-    text: str
-    tokens: list[str]
-    roles: dict[str, int]
-    at: int | None
-
-    def label(self, pos: int) -> str:
-        names = [name for name, p in self.roles.items() if p == pos]
-        return "/".join(names)
-
-
-@dataclass
-class AttentionView:
-    """``pattern[q][k]``: how much person q listens to person k in head ``layer.head``."""
-
-    text: str
-    tokens: list[str]
-    layer: int
-    head: int
-    n_layers: int
-    n_heads: int
-    pattern: list[list[float]]
-
-
-@dataclass
-class SwapView:
-    """Activation patching for a puzzle's metric, as a fraction of the clean-vs-corrupted gap
-    restored (1 = all of it). ``by_role[layer][j]``: the person ``roles[j]`` swapped in at the
-    start of round ``layer``; ``heads[layer][h]``: head ``layer.h``'s output swapped in."""
-
-    roles: list[str]
-    by_role: list[list[float]]
-    heads: list[list[float]]
-    metric_clean: float
-    metric_corrupted: float
-
-
-@dataclass
-class Prediction:
-    text: str
-    tokens: list[str]
-    top: list[tuple[str, float]]
-
-    @classmethod
-    def from_lens(cls, lens: Any) -> Prediction:
-        """The model's prediction is the lens's last stage at the last person: no second run."""
-        return cls(lens.text, list(lens.tokens), list(lens.layers[-1].positions[-1].top))
-
-
-# --------------------------------------------------------------------------- the line, cheaply
-
-
-class WordTokenizer:
-    """Splits text into words and punctuation (the space stays with the word, as in GPT-2).
-    Enough for ``engine.puzzle.build_prompts`` to find every role without transformers."""
-
-    PIECE = re.compile(r"\s*\d{1,2}|\s*[^\W\d]+'?\w*|\s*[^\w\s]|\s+$")
-
-    def __init__(self) -> None:
-        self.ids: dict[str, int] = {}
-        self.words: list[str] = []
-
-    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
-        out = []
-        for piece in self.PIECE.findall(text):
-            if piece not in self.ids:
-                self.ids[piece] = len(self.words)
-                self.words.append(piece)
-            out.append(self.ids[piece])
-        return out
-
-    def decode(self, ids: list[int]) -> str:
-        return "".join(self.words[i] for i in ids)
-
-
-def line_of(puzzle: Puzzle, index: int = 0) -> LineView:
-    """Prompt ``index`` of a puzzle as a line of people (no torch, no transformers)."""
-    from engine.errors import LineupError
-    from engine.puzzle import build_prompts, sample
-
-    try:
-        ps = build_prompts(puzzle, WordTokenizer(), "play")
-    except LineupError:  # the word splitter disagrees with the model's tokenizer: plain words
-        raw = sample(puzzle, "play")[index]
-        from engine.puzzle import Template
-
-        text, _ = Template.parse(puzzle.prompts.templates[raw.template]).render(raw.words)
-        tok = WordTokenizer()
-        words = [tok.decode([i]) for i in tok.encode(text)]
-        return LineView(text, words, {}, len(words) - 1)
-    return LineView(
-        text=ps.texts[index],
-        tokens=list(ps.tokens[index]),
-        roles={name: pos[index] for name, pos in ps.roles.items()},
-        at=ps.roles[puzzle.metric.at][index] if puzzle.metric.at in ps.roles else None,
-    )
 
 
 def block_for(model: str) -> str | None:
@@ -148,31 +50,12 @@ def block_for(model: str) -> str | None:
 
 
 def gpt2_cached_cheaply() -> bool:
-    """Whether real GPT-2 is in the Hugging Face cache, by the cache's folder layout alone: the
-    walk ``engine.models.gpt2_cache_dir`` makes through ``try_to_load_from_cache``, with
-    ``os.path`` only, so the first frame does not wait for huggingface_hub to import."""
-    from engine.models import GPT2_REPO, GPT2_WEIGHT_FILES
+    """Whether real GPT-2 is in the Hugging Face cache, by the cache's folder layout alone
+    (``engine.models.gpt2_cache_dir`` reads the disk only), so the first frame does not wait
+    for huggingface_hub to import."""
+    from engine.models import gpt2_cache_dir
 
-    def path(value: str) -> str:
-        return os.path.expandvars(os.path.expanduser(value))
-
-    cache_home = os.getenv("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
-    hf_home = path(os.getenv("HF_HOME", os.path.join(cache_home, "huggingface")))
-    hub = path(os.getenv("HF_HUB_CACHE",
-                         os.getenv("HUGGINGFACE_HUB_CACHE", os.path.join(hf_home, "hub"))))
-    repo = os.path.join(hub, "models--" + GPT2_REPO.replace("/", "--"))
-    revision = "main"
-    ref = os.path.join(repo, "refs", revision)
-    try:
-        if os.path.isfile(ref):
-            with open(ref, encoding="utf-8") as handle:
-                revision = handle.read()
-    except OSError:
-        return False
-    snapshot = os.path.join(repo, "snapshots", revision)
-    if not os.path.isfile(os.path.join(snapshot, "config.json")):
-        return False
-    return any(os.path.isfile(os.path.join(snapshot, name)) for name in GPT2_WEIGHT_FILES)
+    return gpt2_cache_dir() is not None
 
 
 class Engine:
@@ -196,9 +79,13 @@ class Engine:
     @property
     def model(self) -> str:
         if self._model is None:
-            from engine.models import DEFAULT_TOY
+            import engine.models as models
 
-            self._model = "gpt2" if gpt2_cached_cheaply() else DEFAULT_TOY
+            choose = getattr(models, "default_model_choice", None)
+            if choose is not None:
+                self._model = str(choose(None)[0])
+            else:
+                self._model = "gpt2" if gpt2_cached_cheaply() else models.DEFAULT_TOY
         return self._model
 
     @property
@@ -211,7 +98,21 @@ class Engine:
 
     # ---------------------------------------------------------------- cheap
     def banner(self) -> str:
+        """Which model is playing and why, in one line, without loading anything (the
+        engine's ``default_model_choice``: disk checks only). Never says "real" for weights
+        that are not on this machine."""
+        import engine.models as models
+
+        choose = getattr(models, "default_model_choice", None)
+        if choose is not None:
+            try:
+                return f"Model: {choose(self.requested)[1]}"
+            except Exception:  # a reason is a courtesy: fall back to the plain rule below
+                pass
         if self.model == "gpt2":
+            if not gpt2_cached_cheaply():
+                return (f"Model: GPT-2 small, which is not downloaded: run `{GPT2_FIX}` "
+                        "(checks fail until then)")
             return "Model: GPT-2 small (real weights)"
         if self.model == "random-gpt2":
             return "Model: random-gpt2 (GPT-2's shape with random weights: for tests only)"
@@ -219,7 +120,7 @@ class Engine:
             why = "" if self.requested else " because GPT-2 is not downloaded: run " \
                                              f"`{GPT2_FIX}` to play on the real thing"
             return f"Model: the toy model{why}"
-        return f"Model: checkpoint {self.model}"
+        return f"Model: {self.model}"
 
     def spec_for(self, puzzle: Puzzle | None = None) -> str:
         """The --model value a puzzle is played on (its toy block's ``toy:``, if any)."""
@@ -307,7 +208,8 @@ class Engine:
         by_role = [[round((float(v) - m_corr) / gap, 3) for v in row] for row in grid.tolist()]
         grid = head_patch_grid(lm, corrupted, clean, metric, cancelled=cancelled)
         heads = [[round((float(v) - m_corr) / gap, 3) for v in row] for row in grid.tolist()]
-        return SwapView(roles, by_role, heads, round(m_clean, 3), round(m_corr, 3))
+        return SwapView(roles, by_role, heads, round(m_clean, 3), round(m_corr, 3),
+                        clean_text=ps.texts[0], corrupted_text=ps.corrupted[0])
 
 
 def first_prompts(ps: Any, n: int) -> Any:
@@ -327,26 +229,45 @@ class FakeEngine:
 
     It grades by comparing the circuit with the puzzle's reference solution for its block:
     reference questions are confirmed, a right asker and card with the wrong responder gets
-    "wrong-responder", anything else "no-such-question"."""
+    "wrong-responder", anything else "no-such-question"; the stars follow the judge's own rule
+    (``engine.report.stars_for``). ``gate`` holds the grading (to see the progress bar and cancel);
+    ``load_gate`` holds ``lm()`` (a slow model load); ``unknown`` reports a stage with no
+    known fraction (NaN) before grading."""
 
     fake = True
     n_layers = 2
     n_heads = 4
 
     def __init__(self, model: str = "toy", *, steps: int = 3,
-                 gate: threading.Event | None = None) -> None:
+                 gate: threading.Event | None = None,
+                 load_gate: threading.Event | None = None, unknown: bool = False) -> None:
         self.model = model
         self.requested = model
         self.block = block_for(model)
         self.steps = steps
-        self.gate = gate  # tests hold the grading here to see the progress bar and cancel
+        self.gate = gate
+        self.load_gate = load_gate
+        self.unknown = unknown
         self.graded = 0
+        self.loads = 0
 
     def banner(self) -> str:
         return "Model: the fake engine (made-up numbers, for tests and screenshots)"
 
+    def lm(self, puzzle: Puzzle | None = None) -> None:
+        """Nothing to load, unless a test holds the load (``load_gate``)."""
+        self.loads += 1
+        if self.load_gate is not None:
+            self.load_gate.wait()
+
     def grade(self, puzzle: Puzzle, questions: list[Question], *, progress: Progress | None = None,
               cancelled: Cancelled | None = None) -> Report:
+        import math
+
+        from engine.report import HeadEvidence, QuestionReport, Report, stars_for
+
+        if self.unknown and progress:
+            progress("running the prompts", math.nan)
         for step in range(self.steps):
             if progress:
                 progress(["running the prompts", "checking each question", "ablating the rest"]
@@ -369,18 +290,20 @@ class FakeEngine:
                 reports.append(QuestionReport(
                     *key, key in given, "confirmed",
                     f"{q.asker} gives {q.responder} most of its attention in round {q.round}",
-                    [HeadEvidence(f"{layer}.{k % 4}", layer, k % 4, 0.82, 0.91, 0.64)]))
+                    [HeadEvidence(f"{layer}.{k % 4}", layer, k % 4, 0.82, 0.91, 0.64)],
+                    effect=0.64))
                 continue
             near = [s for s in solution if s[1:3] == key[1:3]]
             if near and near[0][0] == q.round:
                 reports.append(QuestionReport(
                     *key, False, "wrong-responder",
-                    f"in round {q.round}, {q.asker} mostly asks {near[0][3]} (0.78, head 1.2), "
-                    f"not {q.responder} (0.04)", []))
+                    f"in round {q.round}, {q.asker} gives {q.responder} only 0.04 of its "
+                    "attention: the answer comes from someone else", [],
+                    reveal={"responder": near[0][3], "heads": ["1.2"]}))
             elif near:
                 reports.append(QuestionReport(
                     *key, False, "wrong-round",
-                    f"nobody asks that in round {q.round}; try round {near[0][0]}", []))
+                    f"nobody asks that in round {q.round}", [], reveal={"round": near[0][0]}))
             else:
                 reports.append(QuestionReport(
                     *key, False, "no-such-question",
@@ -392,25 +315,16 @@ class FakeEngine:
         faith = round(max(0.0, found - 0.1 * wrong) * 0.93, 2)
         pass_line = block.thresholds.faithfulness
         held_line = block.thresholds.heldout_faithfulness
-        # the judge's rules: held-out prompts run only once the play prompts pass; one star
-        # when every question holds, two with faithfulness at the pass line, three when the
-        # held-out prompts pass too
+        # as the judge: held-out prompts run only once the play prompts pass
         holds = bool(reports) and wrong == 0
         held = round(faith * 0.97, 2) if holds and faith >= pass_line else None
-        stars = 0
-        if holds:
-            stars = 1
-            if faith >= pass_line:
-                stars = 2
-                if held is not None and held >= held_line:
-                    stars = 3
+        stars = stars_for(reports, faith, pass_line, held, held_line)
         return Report(puzzle.id, self.model, "fake engine", stars >= 2, stars, 2.5, 0.1, faith,
                       held, pass_line, reports, [], {}, heldout_pass_line=held_line)
 
     def attention(self, text: str, layer: int, head: int, *,
                   puzzle: Puzzle | None = None) -> AttentionView:
-        tokens = WordTokenizer()
-        words = [tokens.decode([i]) for i in tokens.encode(text)]
+        words = words_of(text)
         n = len(words)
         layer = max(0, min(self.n_layers - 1, layer))
         head = max(0, min(self.n_heads - 1, head))
@@ -427,8 +341,7 @@ class FakeEngine:
     def lens(self, text: str, k: int = 3, *, puzzle: Puzzle | None = None) -> Any:
         from engine.lens import LensLayer, LensPosition, LensReport
 
-        tokens = WordTokenizer()
-        words = [tokens.decode([i]) for i in tokens.encode(text)]
+        words = words_of(text)
         layers = []
         for stage in range(self.n_layers + 1):
             label = "embeddings" if stage == 0 else f"after layer {stage - 1}"
@@ -447,7 +360,10 @@ class FakeEngine:
                     for j in range(len(roles))] for layer in range(self.n_layers)]
         heads = [[round(0.7 if (layer, h) == (1, 2) else 0.02 * h, 2) for h in range(self.n_heads)]
                  for layer in range(self.n_layers)]
-        return SwapView(roles, by_role, heads, 2.5, 0.1)
+        from game.views import corrupted_line
+
+        return SwapView(roles, by_role, heads, 2.5, 0.1, clean_text=line_of(puzzle).text,
+                        corrupted_text=corrupted_line(puzzle))
 
 
 def make_engine(model: str | None = None) -> Engine | FakeEngine:

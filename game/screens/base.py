@@ -1,10 +1,23 @@
-"""What every screen that runs workers shares."""
+"""What the screens that run engine work share (not a screen itself: screens import this,
+never each other)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from textual.worker import Worker
+from rich.text import Text
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Static
+from textual.worker import Worker, get_current_worker
+
+HEAD_KEYS = [
+    Binding("left_square_bracket", "layer(-1)", "Layer -"),
+    Binding("right_square_bracket", "layer(1)", "Layer +"),
+    Binding("comma", "head(-1)", "Head -"),
+    Binding("full_stop", "head(1)", "Head +"),
+]
 
 
 class ReportsWorkerFailures:
@@ -18,3 +31,25 @@ class ReportsWorkerFailures:
         handler = getattr(app, "worker_failed", None)
         if handler is not None:
             handler(event)
+
+
+class ToolScreen(ReportsWorkerFailures, Screen[None]):
+    """A tool view: a title, a note, one or more tables, a footer. Engine calls run in daemon
+    threads awaited by exclusive async workers (``game.background``), so a newer request
+    cancels an older one and quitting never waits for a model."""
+
+    BINDINGS: ClassVar = [Binding("escape", "app.pop_screen", "Back")]
+
+    class Loaded(Message):
+        def __init__(self, result: Any) -> None:
+            super().__init__()
+            self.result = result
+
+    def post_loaded(self, result: Any) -> None:
+        """Post a worker's result, unless a newer request has cancelled (superseded) it: a
+        slow old answer must not land after a newer one."""
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.Loaded(result))
+
+    def work_failed(self, worker: Any, error: BaseException) -> None:
+        self.query_one("#tool-note", Static).update(Text(f"Could not compute this: {error}"))

@@ -5,11 +5,14 @@ from __future__ import annotations
 import codecs
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static
+
+from game.format import visible_block
 
 
 class HintScreen(ModalScreen[None]):
@@ -28,7 +31,7 @@ class HintScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="hints"):
-            yield Static("[b]Hints[/b]", classes="dialog-title")
+            yield Static(Text("Hints", style="bold"), classes="dialog-title")
             yield Static(id="hint-body")
             yield Static(id="hint-keys", classes="dialog-keys")
 
@@ -41,21 +44,28 @@ class HintScreen(ModalScreen[None]):
 
     def render_hints(self) -> None:
         app: Any = self.app
-        lines = []
+        body = Text()
+        parts: list[Text] = []
+        if not app.pack.hints:  # no hints, but the solution may still be revealed
+            parts.append(Text("Hints are switched off for this pack."))
         for k in range(self.state["shown"] if app.pack.hints else 0):
-            text = self.puzzle.hints[k]
+            text = str(self.puzzle.hints[k])
             last = k == self.state["shown"] - 1
             if last and not self.state["decoded"]:
-                lines.append(f"{k + 1}. (rot13) {text}")
+                parts.append(Text(f"{k + 1}. (rot13) {visible_block(text)}"))
             else:
-                lines.append(f"{k + 1}. {codecs.encode(text, 'rot13')}")
+                parts.append(Text(f"{k + 1}. {visible_block(codecs.encode(text, 'rot13'))}"))
         if self.solution_shown:
-            lines.append("\n[b]Reference solution[/b]")
-            lines += [f"  [{q.round}] {q.asker}: {q.card}"
-                      + (f" -> {q.responder}" if q.responder else "") for q in self.block.solution]
-        if not app.pack.hints:  # no hints, but the solution may still be revealed
-            lines = ["Hints are switched off for this pack.", *lines]
-        self.query_one("#hint-body", Static).update("\n\n".join(lines) or "No hints here.")
+            solution = Text()
+            solution.append("Reference solution", style="bold")
+            for q in self.block.solution:
+                solution.append(f"\n  [{q.round}] {q.asker}: {q.card}"
+                                + (f" -> {q.responder}" if q.responder else ""))
+            parts.append(solution)
+        if not parts:
+            parts.append(Text("No hints here."))
+        body = Text("\n\n").join(parts)
+        self.query_one("#hint-body", Static).update(body)
         keys = []
         if not app.pack.hints:
             pass
@@ -68,7 +78,7 @@ class HintScreen(ModalScreen[None]):
         keys.append("esc close")
         left = len(self.puzzle.hints) - self.state["shown"]
         count = f"   ({left} hint{'s' if left != 1 else ''} left)" if app.pack.hints else ""
-        self.query_one("#hint-keys", Static).update(f"{' · '.join(keys)}{count}")
+        self.query_one("#hint-keys", Static).update(Text(f"{' · '.join(keys)}{count}"))
 
     def action_next(self) -> None:
         app: Any = self.app

@@ -1,9 +1,13 @@
-"""The menu: ladders and puzzles with the player's stars, and which model is in use."""
+"""The menu: ladders and puzzles with the player's stars on this model, and which model plays.
+
+Option ids are the puzzle's place in the list (``puzzle-3``), never the puzzle id: two pack
+files with one id must not crash the menu. Titles are shown as text, never as markup."""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -11,10 +15,8 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from engine.puzzle_schema import LADDER_TITLES
-
-
-def stars_text(n: int) -> str:
-    return "★" * n + "☆" * (3 - n)
+from game.format import stars_text, visible
+from game.widgets.dialogs import AskText
 
 
 class MenuScreen(Screen[None]):
@@ -28,9 +30,11 @@ class MenuScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         app: Any = self.app
-        yield Static(f"[b]{app.pack.title}[/b] · find the circuit, one question at a time",
-                     id="menu-title")
-        yield Static(app.engine.banner(), id="banner")
+        title = Text()
+        title.append(visible(app.pack.title), style="bold")
+        title.append(" · find the circuit, one question at a time")
+        yield Static(title, id="menu-title")
+        yield Static(Text(visible(app.engine.banner())), id="banner")
         yield OptionList(id="puzzles")
         yield Static("", id="menu-total")
         yield Footer()
@@ -42,6 +46,14 @@ class MenuScreen(Screen[None]):
     def on_screen_resume(self) -> None:
         self.refresh_list()
 
+    def puzzle_at(self, option_id: str | None) -> Any:
+        """The puzzle an option stands for (None for a ladder heading)."""
+        app: Any = self.app
+        if not option_id or not option_id.startswith("puzzle-"):
+            return None
+        k = int(option_id.removeprefix("puzzle-"))
+        return app.puzzles[k] if 0 <= k < len(app.puzzles) else None
+
     def refresh_list(self) -> None:
         app: Any = self.app
         options: OptionList = self.query_one("#puzzles", OptionList)
@@ -49,41 +61,40 @@ class MenuScreen(Screen[None]):
         options.clear_options()
         block = app.engine.block
         ladder = None
-        items: list[Option | None] = []
-        for p in app.puzzles:
+        items: list[Option] = []
+        for k, p in enumerate(app.puzzles):
             if p.ladder != ladder:
                 ladder = p.ladder
-                items.append(Option(f"[b]{LADDER_TITLES.get(ladder, ladder)}[/b]",
-                                    id=f"ladder:{ladder}", disabled=True))
+                items.append(Option(Text(visible(LADDER_TITLES.get(ladder, ladder)),
+                                         style="bold"), id=f"ladder-{len(items)}",
+                                    disabled=True))
             locked = p.locked_for(block)
-            stars = app.progress.stars(p.id)
-            mark = "  locked on this model" if locked else ""
-            items.append(Option(f"  {stars_text(stars)}  {p.order}. {p.title}{mark}",
-                                id=p.id, disabled=locked))
-        options.add_options([i for i in items if i is not None])
-        if keep is not None:
+            row = Text(f"  {stars_text(app.stars_for(p.id))}  {p.order}. {visible(p.title)}")
+            if locked:
+                row.append(f"  locked: {app.unlock_text(p)}", style="dim")
+            items.append(Option(row, id=f"puzzle-{k}"))
+        options.add_options(items)
+        if keep is not None and keep < len(items):
             options.highlighted = keep
         else:
-            first = next((k for k, o in enumerate(options.options) if not o.disabled), None)
-            options.highlighted = first
-        total = sum(app.progress.stars(p.id) for p in app.puzzles)
-        self.query_one("#menu-total", Static).update(
-            f"Stars: {total} of {3 * len(app.puzzles)}  ·  enter play  ·  ctrl+p commands")
+            options.highlighted = next((k for k, o in enumerate(items) if not o.disabled), None)
+        total = sum(app.stars_for(p.id) for p in app.puzzles)
+        self.query_one("#menu-total", Static).update(Text(
+            f"Stars: {total} of {3 * len(app.puzzles)}  ·  enter play  ·  ctrl+p commands"))
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        if event.option.id and not event.option.id.startswith("ladder:"):
-            self.app.open_puzzle(event.option.id)  # type: ignore[attr-defined]
+        puzzle = self.puzzle_at(event.option.id)
+        if puzzle is not None:
+            self.app.open_puzzle(puzzle)  # type: ignore[attr-defined]
 
     def action_open(self) -> None:
         options = self.query_one(OptionList)
         if options.highlighted is not None:
-            option = options.get_option_at_index(options.highlighted)
-            if option.id and not option.disabled:
-                self.app.open_puzzle(option.id)  # type: ignore[attr-defined]
+            puzzle = self.puzzle_at(options.get_option_at_index(options.highlighted).id)
+            if puzzle is not None:
+                self.app.open_puzzle(puzzle)  # type: ignore[attr-defined]
 
     def action_open_file(self) -> None:
-        from game.screens.modals import AskText
-
         def opened(path: str | None) -> None:
             if path:
                 self.app.open_circuit_file(path)  # type: ignore[attr-defined]

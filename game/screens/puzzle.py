@@ -1,38 +1,50 @@
-"""The puzzle screen: the story, the line of people, the rounds and cards, the placed questions."""
+"""The puzzle screen: the story, the line of people, the rounds and cards, the placed questions.
+
+State lives in reactives (``questions``, ``report``, ``technical``): changing one redraws what
+depends on it. Other screens are opened through the App (``open_check``, ``open_hints``,
+``open_tool``), so no screen imports another."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import work
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.reactive import var
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Footer, OptionList, Static
+from textual.widgets.option_list import Option
 
-from game.engine_bridge import line_of
+from game.format import people, rounds_text, stars_text, verdict_mark, visible, visible_block
+from game.views import LineView, key_of, line_of, role_line, saved_questions
+from game.widgets.dialogs import AskText, Step, StepDialog
 from game.widgets.people import Arrow, PeopleLine
-
-VERDICT_MARK = {
-    "confirmed": "✓ confirmed",
-    "wrong-responder": "✗ wrong responder",
-    "wrong-round": "✗ wrong round",
-    "no-such-question": "✗ nobody asks this",
-    "not-needed": "~ not needed",
-    "invalid": "✗ invalid",
-}
 
 
 def reflow(text: str) -> str:
     """Join the lines of each paragraph, so the story wraps to the panel's width."""
-    paragraphs = [" ".join(part.split()) for part in text.strip().split("\n\n")]
+    paragraphs = [" ".join(part.split()) for part in str(text).strip().split("\n\n")]
     return "\n\n".join(p for p in paragraphs if p)
 
 
-def key_of(q: dict[str, str]) -> tuple[str, str, str, str | None]:
-    return (q["round"], q["asker"], q["card"], q.get("responder"))
+class QuestionList(OptionList):
+    """The placed questions, one option each; long text wraps instead of being cut."""
+
+    DEFAULT_CSS = """
+    QuestionList { height: 1fr; }
+    """
+
+    def action_cursor_up(self) -> None:
+        """Up stops at the first question (no wrapping round to the last)."""
+        if self.highlighted:
+            self.highlighted -= 1
+
+    def action_cursor_down(self) -> None:
+        if self.highlighted is not None and self.highlighted < self.option_count - 1:
+            self.highlighted += 1
 
 
 class PuzzleScreen(Screen[None]):
@@ -60,21 +72,26 @@ class PuzzleScreen(Screen[None]):
         ("tool: Swap a person (patching)", "swap", "activation patching for this puzzle"),
     ]
 
+    questions: var[tuple[dict[str, str], ...]] = var(())
+    report: var[Any] = var(None)
+    technical: var[bool] = var(False)
+
     def __init__(self, puzzle: Any, questions: list[dict[str, str]] | None = None) -> None:
         super().__init__()
         self.puzzle = puzzle
-        self.questions: list[dict[str, str]] = []
         self.initial = questions
-        self.technical = False
-        self.report: Any = None
         self.hint_state = {"shown": 0, "decoded": False}
+        self.line: LineView = role_line(puzzle)
+        self.want_row: int | None = None  # the row to highlight at the next redraw
+        self.block: Any = None
+        self.given: list[dict[str, str]] = []
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         yield Static(id="puzzle-title")
         yield PeopleLine(id="line")
         with Horizontal(id="puzzle-lower"):
-            yield DataTable(id="questions", cursor_type="row", zebra_stripes=False)
+            yield QuestionList(id="questions")
             with VerticalScroll(id="puzzle-info"):
                 yield Static(id="story")
                 yield Static(id="rounds")
@@ -86,44 +103,67 @@ class PuzzleScreen(Screen[None]):
         p = self.puzzle
         self.block = p.models[app.engine.block]
         self.given = [q.as_dict() for q in self.block.given]
-        saved = self.initial if self.initial is not None else app.progress.circuit(p.id)
+        raw = self.initial if self.initial is not None else app.saved_circuit(p.id)
+        saved, problems = saved_questions(raw, p, self.block)
+        if problems:
+            where = "the circuit file" if self.initial is not None else "your saved circuit"
+            self.notify("; ".join(problems[:3]) + (f"; and {len(problems) - 3} more"
+                                                   if len(problems) > 3 else ""),
+                        title=f"Some of {where} could not be used", severity="warning",
+                        timeout=10, markup=False)
         given_keys = {key_of(q) for q in self.given}
         own = [q for q in saved if key_of(q) not in given_keys]
-        self.questions = [dict(q) for q in self.given] + own
-        try:
-            self.line = line_of(p)
-        except Exception:  # a puzzle whose prompts cannot be drawn still plays
-            from game.engine_bridge import LineView
-
-            self.line = LineView("", list(p.roles), {r: k for k, r in enumerate(p.roles)}, None)
+        self.line = line_of(p)
         self.query_one(PeopleLine).line = self.line
-        table = self.query_one(DataTable)
-        table.add_columns("round", "asker", "question", "answers", "judge says")
-        self.query_one("#story", Static).update(
-            (f"[b]Goal:[/b] {p.goal}\n\n" if p.goal else "") + reflow(p.story))
+        story = Text()
+        if p.goal:
+            story.append("Goal: ", style="bold")
+            story.append(visible_block(reflow(p.goal)) + "\n\n")
+        story.append(visible_block(reflow(p.story)))
+        self.query_one("#story", Static).update(story)
+        self.set_reactive(PuzzleScreen.questions, tuple(dict(q) for q in self.given) + tuple(own))
         self.refresh_all()
-        table.focus()
+        self.query_one(QuestionList).focus()
         # A circuit opened from a file is not saved over the player's own circuit for this
-        # puzzle until they edit it or check it (``changed``, ``CheckScreen``).
+        # puzzle until they edit it or check it (``changed``, ``checked``).
 
+    # ------------------------------------------------------------------ watchers
+    def watch_questions(self) -> None:
+        if self.is_mounted and self.block is not None:
+            self.refresh_all()
+
+    def watch_report(self) -> None:
+        if self.is_mounted and self.block is not None:
+            self.refresh_all()
+
+    def watch_technical(self) -> None:
+        if self.is_mounted and self.block is not None:
+            self.refresh_all()
+
+    # ------------------------------------------------------------------ drawing
     def refresh_all(self) -> None:
         app: Any = self.app
         p = self.puzzle
-        stars = app.progress.stars(p.id)
-        self.query_one("#puzzle-title", Static).update(
-            f"[b]{p.title}[/b]  ·  {p.ladder} {p.order}  ·  {'★' * stars}{'☆' * (3 - stars)}"
-            f"  ·  {len(self.questions)} question{'s' if len(self.questions) != 1 else ''}")
-        rounds = "  ".join(
-            f"[b]{name}[/b] {self._layers(span)}" for name, span in self.block.rounds.items())
-        self.query_one("#rounds", Static).update(f"\n[b]Rounds[/b] (in order)\n{rounds}")
-        self.query_one("#cards", Static).update("\n[b]Question cards[/b]\n" + "\n".join(
-            f"• {self.card_name(c)}" for c in p.cards))
+        title = Text()
+        title.append(visible(p.title), style="bold")
+        title.append(f"  ·  {visible(p.ladder)} {p.order}  ·  "
+                     f"{stars_text(app.stars_for(p.id))}  ·  {people(len(self.questions))}")
+        self.query_one("#puzzle-title", Static).update(title)
+        rounds = Text()
+        rounds.append("\nRounds", style="bold")
+        rounds.append(" (in order)\n")
+        for k, (name, span) in enumerate(self.block.rounds.items()):
+            if k:
+                rounds.append("  ")
+            rounds.append(visible(name), style="bold")
+            rounds.append(f" {rounds_text(span)}")
+        self.query_one("#rounds", Static).update(rounds)
+        cards = Text()
+        cards.append("\nQuestion cards", style="bold")
+        for c in p.cards:
+            cards.append(f"\n• {visible(self.card_name(c))}")
+        self.query_one("#cards", Static).update(cards)
         self.refresh_questions()
-
-    @staticmethod
-    def _layers(span: tuple[int, int]) -> str:
-        a, b = span
-        return f"(layer {a})" if a == b else f"(layers {a}-{b})"
 
     def card_name(self, card: str) -> str:
         from engine.puzzle import CARDS
@@ -132,6 +172,12 @@ class PuzzleScreen(Screen[None]):
         if c is None:
             return card
         return c.technical if self.technical else c.plain
+
+    def card_short(self, card: str) -> str:
+        from engine.puzzle import CARDS
+
+        c = CARDS.get(card)
+        return (c.technical if self.technical else card) if c else card
 
     def verdict_for(self, q: dict[str, str]) -> Any:
         if self.report is None:
@@ -146,25 +192,39 @@ class PuzzleScreen(Screen[None]):
         given = "given" if q in self.given else ""
         if r is None:
             return given
-        text = VERDICT_MARK.get(r.verdict, r.verdict)
-        if self.technical and r.verdict == "confirmed" and r.heads:
+        text = verdict_mark(r.verdict)
+        if self.technical and r.verdict == "confirmed" and r.heads and self.report.solved:
             text += " " + ",".join(h.head for h in r.heads)
         return text
 
+    def describe(self, q: dict[str, str]) -> str:
+        who = f" asks {q['responder']}" if q.get("responder") else ""
+        return f"in round {q['round']}, {q['asker']}{who}: {self.card_name(q['card'])}"
+
+    def question_row(self, k: int, q: dict[str, str]) -> Text:
+        row = Text()
+        row.append(f"{k + 1}. ", style="bold")
+        row.append(visible(q["round"]), style="bold")
+        who = f" → {q['responder']}" if q.get("responder") else ""
+        row.append(f"  {visible(q['asker'] + who)}")
+        status = self.status(q)
+        if status:
+            row.append(f"  {status}", style="bold" if status.startswith("✓") else "")
+        row.append(f"\n    {visible(self.card_name(q['card']))}", style="dim")
+        return row
+
     def refresh_questions(self) -> None:
-        table = self.query_one(DataTable)
-        row = table.cursor_row
-        table.clear()
-        for q in self.questions:
-            responder = q.get("responder") or "-"
-            table.add_row(q["round"], q["asker"], self.card_name(q["card"]), responder,
-                          self.status(q))
+        table = self.query_one(QuestionList)
+        row = self.want_row if self.want_row is not None else table.highlighted
+        table.clear_options()
+        table.add_options([Option(self.question_row(k, q), id=f"q-{k}")
+                           for k, q in enumerate(self.questions)])
         if self.questions:
-            table.move_cursor(row=min(max(row, 0), len(self.questions) - 1))
+            table.highlighted = min(max(row or 0, 0), len(self.questions) - 1)
         self.refresh_arrows()
 
     def refresh_arrows(self) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one(QuestionList)
         arrows = []
         for k, q in enumerate(self.questions):
             asker = self.line.roles.get(q["asker"])
@@ -177,28 +237,23 @@ class PuzzleScreen(Screen[None]):
                 label += f" → {q['responder']}"
             label += f" ({q['round']})"
             arrows.append(Arrow(asker, responder, label, given=q in self.given,
-                                selected=k == table.cursor_row and table.has_focus,
+                                selected=k == table.highlighted and table.has_focus,
                                 confirmed=bool(r and r.verdict == "confirmed")))
         self.query_one(PeopleLine).arrows = tuple(arrows)
 
-    def card_short(self, card: str) -> str:
-        from engine.puzzle import CARDS
-
-        c = CARDS.get(card)
-        return (c.technical if self.technical else card) if c else card
-
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+    def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         self.refresh_arrows()
 
-    def changed(self) -> None:
-        """The circuit changed: forget the old verdicts and save the work at once."""
+    def changed(self, questions: list[dict[str, str]], row: int | None = None) -> None:
+        """The circuit changed: forget the old verdicts, redraw at once (the next key may
+        already be on its way) and save the work."""
         app: Any = self.app
-        self.report = None
-        try:
-            app.progress.record(self.puzzle.id, circuit=self.questions)
-        except OSError as exc:
-            self.notify(f"Could not save your circuit: {exc}", severity="error")
+        self.want_row = row
+        self.set_reactive(PuzzleScreen.report, None)
+        self.questions = tuple(questions)
         self.refresh_all()
+        self.want_row = None
+        app.record_progress(self.puzzle.id, circuit=list(self.questions))
 
     # ------------------------------------------------------------------ placing questions
     def people_options(self, before: int | None = None) -> list[tuple[str, str]]:
@@ -212,58 +267,73 @@ class PuzzleScreen(Screen[None]):
             out = [(name, name) for name in self.puzzle.roles]
         return out
 
-    @work(exclusive=True, group="picker")
-    async def pick_question(self, index: int | None = None) -> None:
+    def question_steps(self, current: dict[str, str]) -> Any:
+        """The add/move dialog's steps: round, asker, card, then (for a question) who answers,
+        from the people behind the asker."""
         from engine.puzzle import CARDS
-        from game.screens.modals import Pick
 
-        app: Any = self.app
+        def next_step(answers: dict[str, str]) -> Step | None:
+            if "round" not in answers:
+                rounds = [(name, f"{name}  {rounds_text(span)}")
+                          for name, span in self.block.rounds.items()]
+                return Step("round", "In which round?", rounds, current.get("round"),
+                            where="1/4")
+            if "asker" not in answers:
+                return Step("asker", "Who asks?", self.people_options(), current.get("asker"),
+                            where="2/4")
+            if "card" not in answers:
+                cards = [(c, self.card_name(c)) for c in self.puzzle.cards]
+                return Step("card", f"What does {answers['asker']} ask?", cards,
+                            current.get("card"), where="3/4")
+            card = CARDS.get(answers["card"])
+            if "responder" not in answers and (card is None or card.responder):
+                asker = answers["asker"]
+                behind = self.people_options(before=self.line.roles.get(asker))
+                note = "" if behind else (f"Nobody stands behind {asker}, so nobody can answer: "
+                                          "backspace to choose another asker.")
+                return Step("responder", "Who answers?", behind, current.get("responder"),
+                            note=note, where="4/4")
+            return None
+
+        return next_step
+
+    def pick_question(self, index: int | None = None) -> None:
+        """Open the one dialog that walks through round, asker, card and responder. Pushed at
+        once (not from a worker), so keys typed right after ``a`` land in it."""
         current = self.questions[index] if index is not None else {}
-        rounds = [(name, f"{name}  {self._layers(span)}")
-                  for name, span in self.block.rounds.items()]
-        round_ = await app.push_screen_wait(
-            Pick("In which round?", rounds, current=current.get("round"), step="1/4"))
-        if round_ is None:
-            return
-        asker = await app.push_screen_wait(
-            Pick("Who asks?", self.people_options(), current=current.get("asker"), step="2/4"))
-        if asker is None:
-            return
-        cards = [(c, self.card_name(c)) for c in self.puzzle.cards]
-        card = await app.push_screen_wait(
-            Pick(f"What does {asker} ask?", cards, current=current.get("card"), step="3/4"))
-        if card is None:
-            return
-        question = {"round": round_, "asker": asker, "card": card}
-        if CARDS.get(card) is None or CARDS[card].responder:
-            behind = self.people_options(before=self.line.roles.get(asker))
-            if not behind:
-                self.notify(f"Nobody stands behind {asker}, so nobody can answer.",
-                            severity="warning")
-                return
-            responder = await app.push_screen_wait(
-                Pick("Who answers?", behind, current=current.get("responder"), step="4/4"))
-            if responder is None:
-                return
-            question["responder"] = responder
-        if any(key_of(q) == key_of(question) for k, q in enumerate(self.questions)
-               if k != index):
+        intro = ""
+        if index is not None:
+            intro = f"Moving question {index + 1}: {self.describe(current)}"
+
+        def placed(answers: dict[str, str] | None) -> None:
+            if answers:
+                self.place(answers, index)
+
+        self.app.push_screen(StepDialog(self.question_steps(current), intro=intro),
+                             callback=placed)
+
+    def place(self, answers: dict[str, str], index: int | None) -> None:
+        question = {"round": answers["round"], "asker": answers["asker"],
+                    "card": answers["card"]}
+        if answers.get("responder"):
+            question["responder"] = answers["responder"]
+        questions = list(self.questions)
+        if any(key_of(q) == key_of(question) for k, q in enumerate(questions) if k != index):
             self.notify("That question is already placed.", severity="warning")
             return
-        if index is None:
-            self.questions.append(question)
-            row = len(self.questions) - 1
+        if index is None or index >= len(questions):
+            questions.append(question)
+            row = len(questions) - 1
         else:
-            self.questions[index] = question
+            questions[index] = question
             row = index
-        self.changed()
-        self.query_one(DataTable).move_cursor(row=row)
+        self.changed(questions, row)
 
     def selected(self) -> int | None:
-        table = self.query_one(DataTable)
-        if not self.questions or table.cursor_row < 0:
+        table = self.query_one(QuestionList)
+        if not self.questions or table.highlighted is None:
             return None
-        return min(table.cursor_row, len(self.questions) - 1)
+        return min(table.highlighted, len(self.questions) - 1)
 
     def action_add(self) -> None:
         self.pick_question(None)
@@ -284,38 +354,32 @@ class PuzzleScreen(Screen[None]):
     def action_remove(self) -> None:
         k = self.editable()
         if k is not None:
-            del self.questions[k]
-            self.changed()
+            questions = list(self.questions)
+            del questions[k]
+            self.changed(questions)
 
     def action_technical(self) -> None:
         self.technical = not self.technical
-        self.refresh_all()
 
     def action_back(self) -> None:
         self.app.pop_screen()
 
     # ------------------------------------------------------------------ checking
     def action_check(self) -> None:
-        from game.screens.check import CheckScreen
-
-        self.app.push_screen(CheckScreen(self.puzzle, list(self.questions)),
-                             callback=self.checked)
+        app: Any = self.app
+        app.open_check(self.puzzle, list(self.questions), callback=self.checked)
 
     def checked(self, report: Any) -> None:
-        if report is None:
-            return
-        self.report = report
-        self.refresh_all()
+        if report is not None:
+            self.report = report
+            self.refresh_all()  # the stars in the title may have changed
 
     # ------------------------------------------------------------------ hints, export, tools
     def action_hint(self) -> None:
-        from game.screens.hints import HintScreen
-
-        self.app.push_screen(HintScreen(self.puzzle, self.hint_state, self.block))
+        app: Any = self.app
+        app.open_hints(self.puzzle, self.hint_state, self.block)
 
     def action_export(self) -> None:
-        from game.screens.modals import AskText
-
         self.app.push_screen(AskText("Save the circuit as", value=f"{self.puzzle.id}.yaml"),
                              callback=self.export_to)
 
@@ -326,27 +390,23 @@ class PuzzleScreen(Screen[None]):
             return
         app: Any = self.app
         try:
-            written = export_circuit(self.puzzle.id, self.questions, Path(path).expanduser(),
-                                     model=app.engine.model)
+            written = export_circuit(self.puzzle.id, list(self.questions),
+                                     Path(path).expanduser(), model=app.engine.model)
         except OSError as exc:
-            self.notify(f"Could not write {path}: {exc.strerror or exc}", severity="error")
+            self.notify(f"Could not write {path}: {exc.strerror or exc}", severity="error",
+                        markup=False)
             return
         self.notify(f"Saved to {written}. Check it with `lineup check {self.puzzle.id} {path}`.",
-                    title="Circuit saved")
+                    title="Circuit saved", markup=False)
 
     def action_attention(self) -> None:
-        from game.screens.tools import AttentionScreen
-
-        self.app.push_screen(AttentionScreen(self.line.text, title=self.puzzle.title,
-                                             puzzle=self.puzzle))
+        app: Any = self.app
+        app.open_tool("attention", self.line.text, title=self.puzzle.title, puzzle=self.puzzle)
 
     def action_lens(self) -> None:
-        from game.screens.tools import LensScreen
-
-        self.app.push_screen(LensScreen(self.line.text, title=self.puzzle.title,
-                                        puzzle=self.puzzle))
+        app: Any = self.app
+        app.open_tool("lens", self.line.text, title=self.puzzle.title, puzzle=self.puzzle)
 
     def action_swap(self) -> None:
-        from game.screens.tools import SwapScreen
-
-        self.app.push_screen(SwapScreen(self.puzzle))
+        app: Any = self.app
+        app.open_tool("swap", self.puzzle)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import DataTable, Footer, Input, Static
 
-from game.engine_bridge import Prediction
-from game.screens.tools import HEAD_KEYS, ToolScreen, fill_attention, fill_lens
+from game.background import in_daemon_thread
+from game.format import UNK_NOTE, visible
+from game.screens.base import HEAD_KEYS, ToolScreen
+from game.views import Prediction
+from game.widgets.tables import fill_attention, fill_lens, has_unknown
 
 EXAMPLE = "When Mary and John went to the store, John gave a drink to"
 
@@ -27,18 +31,21 @@ class SandboxScreen(ToolScreen):
         self.sizes: tuple[int, int] | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static("[b]Sandbox[/b]  type a sentence and press enter; tab moves to the tables",
-                     id="tool-title")
+        title = Text()
+        title.append("Sandbox", style="bold")
+        title.append("  type a sentence and press enter; tab moves to the tables")
+        yield Static(title, id="tool-title")
         yield Input(value=self.text, placeholder=EXAMPLE, id="sandbox-text")
         yield Static("", id="tool-note")
         with VerticalScroll(id="sandbox-body"):
-            yield Static("[b]What does the last person think comes next?[/b]",
+            yield Static(Text("What does the last person think comes next?", style="bold"),
                          classes="table-title")
             yield Static("", id="prediction")
-            yield Static("[b]What does everyone think, round by round?[/b]",
+            yield Static(Text("What does everyone think, round by round?", style="bold"),
                          classes="table-title")
             yield DataTable(id="lens", cursor_type="cell")
-            yield Static("[b]Who answers?[/b]", classes="table-title", id="attention-title")
+            yield Static(Text("Who answers?", style="bold"), classes="table-title",
+                         id="attention-title")
             yield DataTable(id="attention", cursor_type="cell")
         yield Footer()
 
@@ -52,35 +59,44 @@ class SandboxScreen(ToolScreen):
         self.text = event.value.strip() or EXAMPLE
         self.run_text(self.text)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="sandbox",
-          description="Sandbox")
-    def run_text(self, text: str) -> None:
+    @work(exclusive=True, exit_on_error=False, group="sandbox", description="Sandbox")
+    async def run_text(self, text: str) -> None:
         app: Any = self.app
         engine = app.engine
-        lens = engine.lens(text, k=5)
-        attention = engine.attention(text, self.layer_no, self.head_no)
+        layer, head = self.layer_no, self.head_no
+
+        def both() -> tuple[Any, Any]:
+            return engine.lens(text, k=5), engine.attention(text, layer, head)
+
+        lens, attention = await in_daemon_thread(both)
         self.post_loaded((Prediction.from_lens(lens), lens, attention))
 
     @on(ToolScreen.Loaded)
     def show(self, event: ToolScreen.Loaded) -> None:
         prediction, lens, attention = event.result
         if prediction is not None:
-            self.query_one("#prediction", Static).update("   ".join(
-                f"{tok.strip() or repr(tok)} {round(100 * p)}%" for tok, p in prediction.top))
+            self.query_one("#prediction", Static).update(Text("   ".join(
+                f"{visible(tok).strip() or repr(tok)} {round(100 * p)}%"
+                for tok, p in prediction.top)))
         if lens is not None:
             fill_lens(self.query_one("#lens", DataTable), lens)
+            unknown = has_unknown(lens.tokens) or any(
+                has_unknown([g for g, _ in p.top]) for p in lens.layers[-1].positions)
+            self.query_one("#tool-note", Static).update(Text(UNK_NOTE if unknown else ""))
         self.layer_no, self.head_no = attention.layer, attention.head
         self.sizes = (attention.n_layers, attention.n_heads)
-        self.query_one("#attention-title", Static).update(
-            f"[b]Who answers?[/b] head {attention.layer}.{attention.head} "
-            "(% of attention; [ ] layer , . head when a table has focus)")
+        title = Text()
+        title.append("Who answers?", style="bold")
+        title.append(f" head {attention.layer}.{attention.head} "
+                     "(% of attention; [ ] layer , . head when a table has focus)")
+        self.query_one("#attention-title", Static).update(title)
         fill_attention(self.query_one("#attention", DataTable), attention)
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="sandbox-head",
-          description="Attention")
-    def load_head(self) -> None:
+    @work(exclusive=True, exit_on_error=False, group="sandbox-head", description="Attention")
+    async def load_head(self) -> None:
         app: Any = self.app
-        view = app.engine.attention(self.text, self.layer_no, self.head_no)
+        view = await in_daemon_thread(app.engine.attention, self.text, self.layer_no,
+                                      self.head_no)
         self.post_loaded((None, None, view))
 
     def action_layer(self, step: int) -> None:

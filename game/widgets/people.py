@@ -8,7 +8,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from game.engine_bridge import LineView
+from game.format import visible
+from game.views import LineView
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,9 @@ class PeopleLine(Widget):
         width = max(20, (self.size.width or 78) - 2)
         boxes = []
         for pos, token in enumerate(line.tokens):
-            word = token.strip() or "␣"
+            word = visible(token).strip() or "␣"
             word = word if len(word) <= 12 else word[:11] + "…"
-            role = line.label(pos)
+            role = visible(line.label(pos))
             inner = max(len(word), len(role), 2)
             boxes.append((pos, word, role, inner + 2))
         rows: list[list[tuple[int, str, str, int]]] = [[]]
@@ -96,7 +97,8 @@ class PeopleLine(Widget):
         for k, arrow in enumerate(self.arrows):  # questions whose ends sit on different rows
             if k not in placed:
                 mark = "▶ " if arrow.selected else "  "
-                out.append(f"{mark}{arrow.label}\n", style="bold" if arrow.selected else "")
+                out.append(f"{mark}{visible(arrow.label)}\n",
+                           style="bold" if arrow.selected else "")
         out.rstrip()
         return out
 
@@ -117,7 +119,7 @@ class PeopleLine(Widget):
             cells[a] = "┘"
             end = hi
         lane = "".join(cells[: end + 1])
-        label = f" {arrow.label}"
+        label = f" {visible(arrow.label)}"
         space = room - len(lane)
         if len(label) > space:
             label = label[: max(0, space - 1)] + "…" if space > 2 else ""

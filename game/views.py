@@ -1,0 +1,207 @@
+"""What the screens show, as plain data: no Textual, no torch, no judge.
+
+The engine bridge fills these from the model (``AttentionView``, ``SwapView``,
+``Prediction``); ``line_of`` draws a puzzle's first prompt as a line of people with a word
+splitter, so a puzzle opens before torch is imported; ``saved_questions`` checks a saved
+circuit against the puzzle before any screen uses it. Widgets import this module, never the
+bridge or the judge.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.puzzle import ModelBlock, Puzzle
+
+QUESTION_FIELDS = ("round", "asker", "card", "responder")
+
+
+@dataclass
+class LineView:
+    """A prompt as people: ``tokens[i]`` is person i's word; ``roles`` name some of them;
+    ``at`` is the person whose guess the puzzle scores."""
+
+    text: str
+    tokens: list[str]
+    roles: dict[str, int]
+    at: int | None
+
+    def label(self, pos: int) -> str:
+        names = [name for name, p in self.roles.items() if p == pos]
+        return "/".join(names)
+
+
+@dataclass
+class AttentionView:
+    """``pattern[q][k]``: how much person q listens to person k in head ``layer.head``."""
+
+    text: str
+    tokens: list[str]
+    layer: int
+    head: int
+    n_layers: int
+    n_heads: int
+    pattern: list[list[float]]
+
+
+@dataclass
+class SwapView:
+    """Activation patching for a puzzle's metric, in the units of ``lineup patch``: the
+    fraction of the clean-minus-corrupted gap restored (1 = all of it). ``by_role[layer][j]``:
+    the person ``roles[j]`` swapped in at the start of round ``layer``; ``heads[layer][h]``:
+    head ``layer.h``'s output swapped in. ``clean_text`` and ``corrupted_text`` are the first
+    prompt and its corrupted twin."""
+
+    roles: list[str]
+    by_role: list[list[float]]
+    heads: list[list[float]]
+    metric_clean: float
+    metric_corrupted: float
+    clean_text: str = ""
+    corrupted_text: str = ""
+
+
+@dataclass
+class Prediction:
+    text: str
+    tokens: list[str]
+    top: list[tuple[str, float]]
+
+    @classmethod
+    def from_lens(cls, lens: Any) -> Prediction:
+        """The model's prediction is the lens's last stage at the last person: no second run."""
+        return cls(lens.text, list(lens.tokens), list(lens.layers[-1].positions[-1].top))
+
+
+# --------------------------------------------------------------------------- the line, cheaply
+
+
+class WordTokenizer:
+    """Splits text into words and punctuation (the space stays with the word, as in GPT-2).
+    Enough for ``engine.puzzle.build_prompts`` to find every role without transformers."""
+
+    PIECE = re.compile(r"\s*\d{1,2}|\s*[^\W\d]+'?\w*|\s*[^\w\s]|\s+$")
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.words: list[str] = []
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        out = []
+        for piece in self.PIECE.findall(text):
+            if piece not in self.ids:
+                self.ids[piece] = len(self.words)
+                self.words.append(piece)
+            out.append(self.ids[piece])
+        return out
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(self.words[i] for i in ids)
+
+
+def words_of(text: str) -> list[str]:
+    tok = WordTokenizer()
+    return [tok.decode([i]) for i in tok.encode(text)]
+
+
+def line_of(puzzle: Puzzle, index: int = 0) -> LineView:
+    """Prompt ``index`` of a puzzle as a line of people (no torch, no transformers). A
+    puzzle whose prompts cannot be drawn gets its role names as the line."""
+    from engine.errors import LineupError
+    from engine.puzzle import Template, build_prompts, sample
+
+    try:
+        ps = build_prompts(puzzle, WordTokenizer(), "play")
+    except LineupError:  # the word splitter disagrees with the model's tokenizer: plain words
+        try:
+            raw = sample(puzzle, "play")[index]
+            text, _ = Template.parse(puzzle.prompts.templates[raw.template]).render(raw.words)
+        except Exception:  # a broken puzzle still opens, as its role names
+            return role_line(puzzle)
+        words = words_of(text)
+        return LineView(text, words, {}, len(words) - 1)
+    except Exception:
+        return role_line(puzzle)
+    return LineView(
+        text=ps.texts[index],
+        tokens=list(ps.tokens[index]),
+        roles={name: pos[index] for name, pos in ps.roles.items()},
+        at=ps.roles[puzzle.metric.at][index] if puzzle.metric.at in ps.roles else None,
+    )
+
+
+def role_line(puzzle: Puzzle) -> LineView:
+    return LineView("", list(puzzle.roles), {r: k for k, r in enumerate(puzzle.roles)}, None)
+
+
+def corrupted_line(puzzle: Puzzle, index: int = 0) -> str:
+    """The corrupted twin of prompt ``index`` (what the swap tool swaps people from), or ""."""
+    from engine.puzzle import build_prompts
+
+    try:
+        ps = build_prompts(puzzle, WordTokenizer(), "play")
+        return str(ps.corrupted[index])
+    except Exception:  # the text is a courtesy; the numbers do not need it
+        return ""
+
+
+# --------------------------------------------------------------------------- saved circuits
+
+
+def key_of(q: dict[str, Any]) -> tuple[Any, Any, Any, Any]:
+    return (q.get("round"), q.get("asker"), q.get("card"), q.get("responder"))
+
+
+def saved_questions(raw: Any, puzzle: Puzzle, block: ModelBlock
+                    ) -> tuple[list[dict[str, str]], list[str]]:
+    """The questions of a saved (or opened) circuit that this puzzle can use on this model,
+    and one plain message per question left out (a missing or mistyped field, a round, card
+    or person this puzzle does not have). Never raises, whatever ``raw`` is."""
+    from engine.puzzle import CARDS, card_id
+
+    if not isinstance(raw, list | tuple):
+        return [], ([] if raw in (None, "") else ["the saved circuit is not a list of questions"])
+    out: list[dict[str, str]] = []
+    problems: list[str] = []
+    for k, q in enumerate(raw, start=1):
+        why = None
+        if not isinstance(q, dict):
+            why = "it is not a question"
+        else:
+            missing = [f for f in QUESTION_FIELDS[:3] if f not in q]
+            wrong = [f for f in QUESTION_FIELDS if f in q and not isinstance(q[f], str)
+                     and not (f == "responder" and q[f] is None)]
+            extra = sorted(str(f) for f in q if f not in QUESTION_FIELDS)
+            if missing:
+                why = "it has no " + " and no ".join(f"`{f}`" for f in missing)
+            elif wrong:
+                why = "its " + " and ".join(f"`{f}`" for f in wrong) + " is not text"
+            else:
+                card = card_id(q["card"])
+                if q["round"] not in block.rounds:
+                    why = f"this puzzle has no round {q['round']!r} on this model"
+                elif card not in puzzle.cards or card not in CARDS:
+                    why = f"this puzzle has no card {q['card']!r}"
+                elif q["asker"] not in puzzle.roles:
+                    why = f"nobody called {q['asker']!r} stands in this line"
+                elif CARDS[card].responder and q.get("responder") not in puzzle.roles:
+                    who = q.get("responder")
+                    why = ("it has no `responder`" if who is None
+                           else f"nobody called {who!r} stands in this line")
+                if why is None and extra:
+                    problems.append(f"question {k}: ignored the unknown "
+                                    f"field{'s' if len(extra) > 1 else ''} "
+                                    + ", ".join(repr(e) for e in extra))
+        if why is not None:
+            problems.append(f"question {k} was left out: {why}")
+            continue
+        clean = {"round": q["round"], "asker": q["asker"], "card": card_id(q["card"])}
+        if CARDS[clean["card"]].responder:
+            clean["responder"] = q["responder"]
+        if any(key_of(clean) == key_of(o) for o in out):
+            continue
+        out.append(clean)
+    return out, problems
