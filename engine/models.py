@@ -387,7 +387,7 @@ def resolve_device(device: str | None) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     try:
         torch.empty(0, device=device)
-    except (RuntimeError, ValueError) as exc:
+    except (RuntimeError, ValueError, AssertionError) as exc:  # a CPU build asserts on cuda
         raise UsageError(f"device {device!r} is not usable here: {exc}".splitlines()[0]) from None
     return device
 

@@ -82,3 +82,17 @@ def test_which_block_a_model_plays_is_read_without_loading_it(random_gpt2, tmp_p
     gpt2_dir = tmp_path / "toy-looking-name"
     random_gpt2.model.config.save_pretrained(gpt2_dir)
     assert block_for_spec(str(gpt2_dir)) == "gpt2" == random_gpt2.block
+
+
+def test_an_unusable_device_is_a_usage_error_for_library_callers():
+    import torch
+
+    from engine.errors import UsageError
+    from engine.models import resolve_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA: cuda is a usable device here")
+    with pytest.raises(UsageError, match="not usable"):
+        resolve_device("cuda")
+    with pytest.raises(UsageError, match="not usable"):
+        resolve_device("no-such-device")
