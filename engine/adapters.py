@@ -33,8 +33,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from engine.errors import ModelError
-
 if TYPE_CHECKING:
     import torch
 
@@ -192,16 +190,8 @@ def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tenso
     return x * cos[..., None, :] + rotated * sin[..., None, :]
 
 
-FAMILIES = {"gpt2": GPT2Adapter, "llama": LlamaAdapter}
-
-
-def family_of(model: Any) -> str:
-    model_type = getattr(model.config, "model_type", "")
-    if model_type == "gpt2":
-        return "gpt2"
-    if model_type in ("llama", "mistral", "qwen2"):
-        return "llama"
-    raise ModelError(f"model type {model_type!r} is not supported (GPT-2 and Llama families are)")
+ADAPTERS = {"gpt2": GPT2Adapter, "llama": LlamaAdapter}
+"""Adapter per family; ``LoadedModel.family`` (from the config's model_type) picks one."""
 
 
 def adapter_for(lm: LoadedModel) -> GPT2Adapter:
@@ -209,6 +199,6 @@ def adapter_for(lm: LoadedModel) -> GPT2Adapter:
     extra = lm.extra
     adapter = extra.get("adapter")
     if adapter is None or adapter.model is not lm.model:
-        adapter = FAMILIES[family_of(lm.model)](lm)
+        adapter = ADAPTERS[lm.family](lm)
         extra["adapter"] = adapter
     return adapter
