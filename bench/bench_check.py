@@ -1,6 +1,6 @@
 """How long `lineup check` takes: cold (model load + runs), warm, and a changed circuit.
 
-    .venv/bin/python bench/bench_check.py [--model random-gpt2] [--puzzle ioi-whole-circuit]
+    .venv/bin/python bench/bench_check.py [--model random-gpt2|toy|smollm2] [--puzzle ID]
 
 Each measurement runs `python -m game check --json` in a fresh process with a private
 LINEUP_HOME (so "cold" really is cold) and reads the judge's own timing_s; peak RSS comes
@@ -42,10 +42,11 @@ def main() -> None:
     parser.add_argument("--model", default="random-gpt2")
     parser.add_argument("--puzzle", default="ioi-whole-circuit")
     args = parser.parse_args()
+    from engine.models import block_for_spec
     from engine.puzzle import Circuit, find_puzzle
 
     puzzle = find_puzzle(args.puzzle)
-    block = "toy" if args.model.startswith("toy") else "gpt2"
+    block = block_for_spec(args.model) or "gpt2"
     solution = list(puzzle.models[block].solution)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

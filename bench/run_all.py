@@ -11,17 +11,18 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_patching.py", "bench_memory.py", "bench_check.py", "bench_tui.py"]
+SCRIPTS = [["bench_patching.py"], ["bench_memory.py"], ["bench_check.py"],
+           ["bench_check.py", "--model", "smollm2"], ["bench_smollm2.py"], ["bench_tui.py"]]
 
 
 def main() -> int:
     failed = 0
-    for name in SCRIPTS:
+    for name, *args in SCRIPTS:
         path = HERE / name
         if not path.exists():
             continue
-        print(f"\n## {name}\n", flush=True)
-        result = subprocess.run([sys.executable, str(path)], check=False)
+        print(f"\n## {' '.join([name, *args])}\n", flush=True)
+        result = subprocess.run([sys.executable, str(path), *args], check=False)
         failed += result.returncode != 0
     return 1 if failed else 0
 
