@@ -8,7 +8,8 @@ One JSON file, ``data_dir()/progress.json`` (version 2)::
 
 ``<model>`` is the model block a puzzle was played with (``gpt2``, ``toy``, ...), so stars won
 on the toy never show on GPT-2's menu. A version-1 file (``{"puzzles": {...}}``, no model) is
-migrated on load: its entries go under ``legacy_model``.
+migrated on load: its entries go under ``legacy_model`` (by default GPT-2 when it is cached,
+else the toy: the models version 1 could play).
 
 Why it is built this way (issue 14: nothing lost, nothing crashes):
 
@@ -57,6 +58,17 @@ QUESTION_FIELDS = ("round", "asker", "card", "responder")
 ENTRY_FIELDS = ("stars", "circuit", "saved")
 
 _TMP = re.compile(r"^\.(?P<name>.+?)\.(?:(?P<pid>\d+)\.)?[^.]*\.tmp$")
+
+
+def default_legacy_model() -> str:
+    """Where a version-1 save's entries (no model recorded) belong: they were won before
+    SmolLM2 was playable, on GPT-2 when it was cached and on the toy otherwise. Disk only."""
+    try:
+        from engine.models import gpt2_cache_dir
+
+        return "gpt2" if gpt2_cache_dir() is not None else LEGACY_MODEL
+    except Exception:  # a broken cache folder must not cost the save
+        return LEGACY_MODEL
 
 
 def progress_path() -> Path:
@@ -430,7 +442,7 @@ class Progress:
 
     @classmethod
     def load(cls, path: Path | None = None, *, read_only: bool = False,
-             legacy_model: str = LEGACY_MODEL, model: str | None = None) -> Progress:
+             legacy_model: str | None = None, model: str | None = None) -> Progress:
         """Read the save file; never raises, never blocks on a FIFO.
 
         - absent: empty progress;
@@ -442,8 +454,11 @@ class Progress:
         - some entries or fields unusable: the file is copied aside as it was, the rest is
           used, and the cleaned file saved.
 
-        With ``read_only`` (``lineup list``) nothing on disk is moved, copied or written."""
+        With ``read_only`` (``lineup list``) nothing on disk is moved, copied or written.
+        A version-1 file's entries go under ``legacy_model`` (default: see
+        ``default_legacy_model``)."""
         path = Path(path) if path is not None else progress_path()
+        legacy_model = legacy_model or default_legacy_model()
         self = cls(path=path, read_only=read_only, legacy_model=legacy_model, model=model)
         found = _read_file(path, legacy_model)
         if found.state == "missing":

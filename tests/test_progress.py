@@ -74,6 +74,20 @@ def test_version_1_is_migrated_under_the_legacy_model(lineup_home) -> None:
     assert p.problems == []
 
 
+def test_version_1_stars_go_where_version_1_could_win_them(lineup_home, monkeypatch) -> None:
+    import engine.models
+
+    path = save_path(lineup_home)
+    v1 = json.dumps({"version": 1, "puzzles": {"a": {"stars": 3}}})
+    path.write_text(v1)
+    monkeypatch.setattr(engine.models, "gpt2_cache_dir", lambda: None)
+    assert Progress.load(read_only=True).stars("a", "toy") == 3
+    monkeypatch.setattr(engine.models, "gpt2_cache_dir", lambda: lineup_home)
+    p = Progress.load()
+    assert p.stars("a", "gpt2") == 3 and p.stars("a", "toy") == 0
+    assert p.stars("a", "smollm2") == 0
+
+
 def test_list_command_reads_the_same_file(lineup_home) -> None:
     from game.commands.list import read_progress
 

@@ -39,11 +39,12 @@ def read_progress(model: str | None = None, *, everything: bool = False,
     """Stars per puzzle id won on ``model`` from the player's save file, read the game's way
     but never changed (a damaged file is left where it is, with a note on stderr). With
     ``everything``, {model: {puzzle id: stars}} for every model in the file. A version-1
-    file's entries (no model recorded) count for ``legacy_model``, as the game reads them."""
+    file's entries (no model recorded) count for ``legacy_model``, by default where the game
+    puts them (``game.progress.default_legacy_model``)."""
     from game.progress import Progress
 
     key = model or model_key(None)
-    progress = Progress.load(read_only=True, legacy_model=legacy_model or key)
+    progress = Progress.load(read_only=True, legacy_model=legacy_model)
     for problem in progress.problems:
         note(problem)
     if everything:
@@ -61,7 +62,7 @@ def collect(model: str | None = None) -> list[dict[str, Any]]:
     for p in problems:
         note(f"skipped a broken puzzle: {p}")
     key = model_key(model)
-    by_model = read_progress(everything=True, legacy_model=key)
+    by_model = read_progress(everything=True)
     stars = by_model.get(key, {})
     ladders = []
     for ladder in LADDERS:
@@ -91,13 +92,17 @@ def run(args: argparse.Namespace) -> int:
         return Exit.OK
     width = max((len(r["id"]) for lad in ladders for r in lad["puzzles"]), default=10)
     twidth = max((len(r["title"]) for lad in ladders for r in lad["puzzles"]), default=10)
-    print(f"stars won on {visible(model_key(args.model))}\n")
+    key = model_key(args.model)
+    print(f"stars won on {visible(key)} (--model picks another)\n")
     for lad in ladders:
         print(f"{lad['name']}  ({visible(lad['title'])})")
         for r in lad["puzzles"]:
             stars = "★" * r["stars"] + "☆" * (MAX_STARS - r["stars"])
             models = " ".join(r["models"])
             locked = f"  locked on {', '.join(r['locked'])}" if r["locked"] else ""
+            elsewhere = [f"{visible(m)} {'★' * n}{'☆' * (MAX_STARS - n)}"
+                         for m, n in r["stars_by_model"].items() if m != key and n]
+            locked += f"  (on {', '.join(elsewhere)})" if elsewhere else ""
             print(f"  {r['order']:>2}. {visible(r['id']):<{width}}  "
                   f"{visible(r['title']):<{twidth}}  {stars}  "
                   f"{models}{locked}")
