@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding
-from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
+from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
@@ -25,6 +26,21 @@ from engine.pack import Pack  # noqa: F401 - the engine reads packs; the game sh
 from game.background import in_daemon_thread
 from game.format import visible
 from game.progress import Progress
+
+
+class SafePalette(CommandPalette):
+    """Textual's command palette, except that a search still running when the palette closes
+    (keys typed fast, then esc) ends quietly instead of crashing the game on its vanished
+    list (``NoMatches: CommandList``)."""
+
+    @work(exclusive=True, group=CommandPalette._GATHER_COMMANDS_GROUP)
+    async def _gather_commands(self, search_value: str) -> None:
+        gather = CommandPalette._gather_commands.__wrapped__  # type: ignore[attr-defined]
+        try:
+            await gather(self, search_value)
+        except NoMatches:
+            if self.is_attached and self.is_current:
+                raise
 
 
 class LineupCommands(Provider):
@@ -116,6 +132,10 @@ class LineupApp(App[int]):
         if load is not None:
             await in_daemon_thread(load, name="lineup-model-load")
             self.model_loaded_after = time.time() - self.first_frame_at
+
+    def action_command_palette(self) -> None:
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(SafePalette(id="--command-palette"))
 
     def on_key(self, event: events.Key) -> None:
         """A key that reached the App unused while a text dialog is on top was typed before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, OptionList, Static
-from tui_helpers import plain, solution_keys
+from tui_helpers import plain, solution_keys, type_fast
 
 from game.app import LineupApp
 from game.engine_bridge import FakeEngine
@@ -802,3 +803,385 @@ def test_swap_is_residual_patching_at_each_role(random_gpt2) -> None:
                                  positions=ps.roles[role], logits="last")
             expected = (float(metric(logits).mean()) - m_corr) / (m_clean - m_corr)
             assert abs(view.by_role[layer][j] - expected) <= 2e-3, (layer, role)
+
+
+# --------------------------------------------------------------------------- crashes and lost input
+
+
+def right_question() -> dict[str, str]:
+    return next(q for q in solution("induction-head") if q not in given("induction-head"))
+
+
+def keys_for(screen: PuzzleScreen, q: dict[str, str]) -> list[str]:
+    """The digits that place ``q`` in the add dialog (after ``a``)."""
+    people = [name for name, _ in screen.people_options()]
+    behind = [n for n, _ in screen.people_options(before=screen.line.roles[q["asker"]])]
+    return [str(list(screen.block.rounds).index(q["round"]) + 1),
+            str(people.index(q["asker"]) + 1),
+            str(screen.puzzle.cards.index(q["card"]) + 1),
+            str(behind.index(q["responder"]) + 1)]
+
+
+async def test_questions_typed_at_full_speed_all_land() -> None:
+    """Every key sent at once: two questions, a removal key and the check key; nothing is
+    dropped and no dialog pops a screen that is not its own."""
+    app = LineupApp(engine=FakeEngine(), puzzle="induction-head")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        other = {"round": "early", "asker": "A2", "card": "copy", "responder": "A"}
+        await type_fast(pilot, ["a", *keys_for(screen, right_question()),
+                                "a", *keys_for(screen, other)])
+        assert app.screen is screen
+        assert list(screen.questions) == [*given("induction-head"), right_question(), other]
+        await type_fast(pilot, ["d", "c"])  # remove the last one, then check
+        await settle(app, pilot)
+        assert isinstance(app.screen, CheckScreen)
+        assert app.screen.questions == solution("induction-head")
+        assert app.screen.report is not None and app.screen.report.stars == 3
+
+
+async def test_extra_digits_in_the_dialog_do_not_pop_other_screens() -> None:
+    """The old picker dismissed once per digit: the extra dismissals popped the puzzle and
+    the menu (ScreenStackError: Can't pop screen)."""
+    app = LineupApp(engine=FakeEngine(), puzzle="induction-head")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        stack = len(app.screen_stack)
+        await type_fast(pilot, ["a", "1", "3", *"1" * 10])  # round 1, A2, card 1, A, 1, 1...
+        assert app.screen is screen and len(app.screen_stack) == stack
+        assert screen.questions[1] == {"round": "early", "asker": "A2",
+                                       "card": "previous-token", "responder": "A"}
+        await type_fast(pilot, ["a", "escape", "escape"])  # esc closes the dialog, then the puzzle
+        assert isinstance(app.screen, MenuScreen)
+
+
+async def test_a_question_typed_slowly_is_not_lost() -> None:
+    """0.6 s between keys (a hesitant player): the question still lands."""
+    app = LineupApp(engine=FakeEngine(), puzzle="induction-head")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        for key in ["a", *keys_for(screen, right_question())]:
+            await pilot.press(key)
+            await pilot.pause(0.6)
+        assert list(screen.questions) == solution("induction-head")
+
+
+async def test_move_dialog_names_the_question_and_backspace_steps_back() -> None:
+    from game.widgets.dialogs import StepDialog
+
+    app = LineupApp(engine=FakeEngine(), puzzle="induction-head")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        other = {"round": "early", "asker": "A2", "card": "copy", "responder": "A"}
+        await type_fast(pilot, ["a", *keys_for(screen, other)])
+        await pilot.press("m")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, StepDialog)
+        assert "Moving question 2: in round early, A2 asks A" in dialog.intro
+        await type_fast(pilot, ["2", "backspace", *keys_for(screen, right_question())])
+        assert list(screen.questions) == solution("induction-head")
+
+
+async def test_text_dialogs_keep_every_character_typed_at_full_speed(tmp_path, monkeypatch) -> None:
+    """s, a file name and enter, all at once: the file has exactly that name; the same for
+    the menu's open dialog (o)."""
+    monkeypatch.chdir(tmp_path)
+    app = LineupApp(engine=FakeEngine(), puzzle="induction-head")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        name = "my-circuit_2.yaml"
+        await type_fast(pilot, ["s", *["backspace"] * 40, *name, "enter"])
+        assert isinstance(app.screen, PuzzleScreen)
+        assert (tmp_path / name).is_file(), sorted(p.name for p in tmp_path.iterdir())
+        await type_fast(pilot, ["escape", "o", *name, "enter"])
+        assert isinstance(app.screen, PuzzleScreen)
+        assert list(app.screen.questions) == given("induction-head")
+
+
+async def test_hint_and_help_dialogs_typed_at_full_speed() -> None:
+    app = LineupApp(engine=FakeEngine(), puzzle="induction-head")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        puzzle = app.screen
+        await type_fast(pilot, ["h", "h", "h", "h", "r", "escape", "question_mark", "escape",
+                                "h", "escape", "escape"])
+        assert isinstance(app.screen, MenuScreen)
+        assert puzzle.hint_state == {"shown": 2, "decoded": True}
+
+
+BROKEN_QUESTIONS = [
+    {"round": "early", "asker": "A2", "responder": "A"},  # no card
+    {"asker": "A2", "card": "copy", "responder": "A"},  # no round
+    {"round": "early", "card": "copy", "responder": "A"},  # no asker
+    {"round": "early", "asker": "A2", "card": "copy"},  # no responder for a question
+    {"round": 5, "asker": "A2", "card": "copy", "responder": "A"},  # mistyped
+    {"round": "early", "asker": ["A2"], "card": "copy", "responder": "A"},
+    {"round": "early", "asker": "[/]", "card": "copy", "responder": "A"},  # markup-like
+    {"round": "[/b]", "asker": "A2", "card": "copy", "responder": "A"},
+    {"round": "early", "asker": "A2", "card": "[red]", "responder": "A"},
+    {"round": "early", "asker": "A2", "card": "copy", "responder": "[/]"},
+    "not a question",
+]
+
+
+@pytest.mark.parametrize("bad", BROKEN_QUESTIONS, ids=range(len(BROKEN_QUESTIONS)))
+async def test_a_broken_question_opens_the_puzzle_with_a_message(bad) -> None:
+    """Each broken shape, handed to the puzzle screen as a circuit (a save or a file): the
+    puzzle opens with the good question and a message, never a KeyError or MarkupError."""
+    app = LineupApp(engine=FakeEngine())
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.pause()
+        app.open_puzzle("induction-head", [bad, right_question()])
+        await pilot.pause()
+        await pilot.pause()
+        assert isinstance(app.screen, PuzzleScreen)
+        assert list(app.screen.questions) == solution("induction-head")
+        assert any("left out" in n.message for n in app._notifications)
+        await pilot.press("c")  # checking and the verdict do not trip over it either
+        await settle(app, pilot)
+        assert app.screen.report is not None
+
+
+@pytest.mark.parametrize("bad", BROKEN_QUESTIONS, ids=range(len(BROKEN_QUESTIONS)))
+async def test_a_broken_save_entry_opens_the_puzzle_with_a_message(lineup_home, bad) -> None:
+    """The same broken questions in the save file itself (what `KeyError: 'card'` came
+    from): the menu and the puzzle open, the player hears about it, the good part stays."""
+    path = lineup_home / "data" / "progress.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {"stars": 1, "circuit": [bad, right_question()], "note": "[/]"}
+    path.write_text(json.dumps({"version": 2, "models": {"toy": {"induction-head": entry}}}),
+                    encoding="utf-8")
+    app = LineupApp(engine=FakeEngine())
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.pause()
+        screen = await open_from_menu(pilot, app, "induction-head")
+        await pilot.pause()
+        assert isinstance(app.screen, PuzzleScreen)
+        assert right_question() in list(screen.questions) or not screen.questions[1:]
+        assert app._notifications  # a message, from the save reader or the puzzle screen
+
+
+async def test_enter_does_not_cancel_a_running_check() -> None:
+    gate = threading.Event()
+    app = LineupApp(engine=FakeEngine(gate=gate), puzzle="induction-head")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("c")
+        await pilot.pause()
+        check = app.screen
+        assert isinstance(check, CheckScreen)
+        await pilot.press("enter", "enter")
+        await pilot.pause()
+        assert app.screen is check
+        assert any(w.group == "judge" and not w.is_cancelled for w in app.workers)
+        gate.set()
+        await settle(app, pilot)
+        assert check.report is not None
+        await pilot.press("enter")  # with a verdict, enter goes back
+        await pilot.pause()
+        assert isinstance(app.screen, PuzzleScreen)
+
+
+async def test_a_stage_without_a_fraction_shows_a_moving_bar() -> None:
+    from textual.widgets import ProgressBar
+
+    gate = threading.Event()
+    app = LineupApp(engine=FakeEngine(gate=gate, unknown=True, steps=1), puzzle="induction-head")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("c")
+        check = app.screen
+        for _ in range(200):  # until the judge's first words arrive
+            await pilot.pause(0.05)
+            if check.stage != "starting the judge":
+                break
+        # the fake says "running the prompts" (no fraction), then 0.0 and waits at the gate:
+        # after QUIET_S without word the bar is indeterminate again, with the stage name
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if check.query_one(ProgressBar).total is None:
+                break
+        assert check.query_one(ProgressBar).total is None
+        assert "running the prompts" in str(check.query_one("#stage", Static).content)
+        gate.set()
+        await settle(app, pilot)
+        assert check.report is not None
+
+
+def test_quitting_while_the_model_loads_does_not_wait(lineup_home) -> None:
+    """The model load never finishes here (the fake engine's load blocks forever); the game
+    must still quit. A Textual thread worker would keep the process alive at exit."""
+    code = textwrap.dedent("""
+        import asyncio, threading
+        from game.app import LineupApp
+        from game.engine_bridge import FakeEngine
+        async def main():
+            engine = FakeEngine(load_gate=threading.Event())
+            app = LineupApp(engine=engine)
+            async with app.run_test(size=(80, 24)) as pilot:
+                for _ in range(100):
+                    await pilot.pause(0.02)
+                    if engine.loads:
+                        break
+                assert engine.loads == 1, "the model load never started"
+                await pilot.press("q")
+            print("exited")
+        asyncio.run(main())
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120, cwd=Path(__file__).resolve().parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("exited")
+
+
+class CrashingEngine(FakeEngine):
+    def grade(self, puzzle, questions, *, progress=None, cancelled=None):
+        return "not a report"  # the verdict screen trips over this: an unforeseen crash
+
+
+def test_a_crashed_game_exits_non_zero() -> None:
+    from game.app import exit_code
+
+    async def crash(pilot) -> None:
+        await pilot.pause()
+        await pilot.press("c")
+        for _ in range(50):
+            await pilot.pause(0.05)
+
+    app = LineupApp(engine=CrashingEngine(), puzzle="induction-head")
+    result = app.run(headless=True, size=SIZE, auto_pilot=crash)
+    assert exit_code(app, result) == 1
+    fine = LineupApp(engine=FakeEngine())
+
+    async def leave(pilot) -> None:
+        await pilot.press("q")
+
+    assert exit_code(fine, fine.run(headless=True, size=SIZE, auto_pilot=leave)) == 0
+
+
+# --------------------------------------------------------------------------- markup-like text
+
+
+MARKUP = "[/] [b]bold[/b] [/b] [red]x[link=http://x]y[/link] \x1b[31m"
+
+
+def markup_pack(folder: Path) -> Path:
+    """A pack whose puzzle has markup-like text in every user-visible field, a second file
+    with the same id, and a broken file whose problem message holds markup-like text."""
+    import yaml
+
+    from engine.puzzle import find_puzzle
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = yaml.safe_load(find_puzzle("induction-head").path.read_text(encoding="utf-8"))
+    data.update(title=f"Title {MARKUP}", story=f"Story {MARKUP}\n\nMore [/]",
+                goal=f"Goal {MARKUP}", hints=[f"Uvag {MARKUP}", "[/i]"])
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    (folder / "a.yaml").write_text(text, encoding="utf-8")
+    (folder / "b.yaml").write_text(text, encoding="utf-8")  # the same id again
+    (folder / "c.yaml").write_text("id: [/b]\ntitle: '[/]'\n", encoding="utf-8")
+    (folder / "pack.yaml").write_text(f"title: 'Pack {MARKUP[:20]}'\n", encoding="utf-8")
+    return folder
+
+
+async def test_markup_like_text_is_shown_as_text_everywhere(tmp_path) -> None:
+    pack = markup_pack(tmp_path / "pack")
+    app = LineupApp(engine=FakeEngine(), pack=pack)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.pause()
+        assert "Pack [/] [b]" in str(app.screen.query_one("#menu-title", Static).content)
+        assert len(app.puzzles) == 1  # the second file with that id is a problem, not a crash
+        assert app.pack.problems
+        screen = await open_from_menu(pilot, app, "induction-head")
+        assert "Title [/] [b]bold[/b]" in str(screen.query_one("#puzzle-title", Static).content)
+        story = str(screen.query_one("#story", Static).content)
+        assert "Goal [/]" in story and "Story [/]" in story and "␛" in story
+        bad = {"round": "early", "asker": MARKUP, "card": "copy", "responder": "A"}
+        await pilot.pause()
+        await type_fast(pilot, ["a", *keys_for(screen, right_question())])
+        await type_fast(pilot, ["h", "h", "h", "h", "r"])
+        hints = str(app.screen.query_one("#hint-body", Static).content)
+        assert "Hint [/] [o]obyq[/o]" in hints and "2. [/v]" in hints
+        await type_fast(pilot, ["escape", "c"])
+        await settle(app, pilot)
+        assert "Title [/]" in plain(app.screen.query_one("#check-title", Static).content)
+        await type_fast(pilot, ["escape", "w"])
+        await settle(app, pilot)
+        assert "Title [/]" in plain(app.screen.query_one("#tool-title", Static).content)
+        await type_fast(pilot, ["escape", "p"])
+        await settle(app, pilot)
+        await type_fast(pilot, ["escape", "escape"])
+        app.open_puzzle("induction-head", [bad])
+        await pilot.pause()
+        assert isinstance(app.screen, PuzzleScreen)
+        assert any("[/] [b]bold" in n.message for n in app._notifications)
+        await type_fast(pilot, ["escape", "ctrl+p", *"title", "escape"])
+        assert isinstance(app.screen, MenuScreen)
+
+
+async def test_sandbox_explains_unknown_words() -> None:
+    from game.screens.sandbox import SandboxScreen
+
+    class UnknownWords(FakeEngine):
+        def lens(self, text, k=3, *, puzzle=None):
+            report = super().lens(text, k, puzzle=puzzle)
+            report.tokens[0] = "[UNK]"
+            return report
+
+    app = LineupApp(engine=UnknownWords())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("x")
+        await pilot.pause()
+        assert isinstance(app.screen, SandboxScreen)
+        await pilot.press(*"zyzzyva cat", "enter")
+        await settle(app, pilot)
+        note = str(app.screen.query_one("#tool-note", Static).content)
+        assert "[UNK]" in note and "vocabulary does not have" in note
+
+
+async def test_swap_shows_both_sentences_in_patch_units() -> None:
+    from game.screens.tools import SwapScreen
+
+    app = LineupApp(engine=FakeEngine(), puzzle="induction-head")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        line = app.screen.line.text
+        await pilot.press("p")
+        await settle(app, pilot)
+        assert isinstance(app.screen, SwapScreen)
+        note = str(app.screen.query_one("#tool-note", Static).content)
+        assert "clean" in note and "corrupted" in note and line.strip() in note
+        assert "lineup patch" in note and "share of the gap" in note
+
+
+def test_no_screen_imports_another_and_no_widget_imports_the_judge() -> None:
+    import ast
+
+    root = Path(__file__).resolve().parents[1] / "game"
+    for path in sorted((root / "screens").glob("*.py")) + sorted((root / "widgets").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module]
+        names += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
+        for name in names:
+            if path.parent.name == "screens":
+                assert not name.startswith("game.screens.") or name == "game.screens.base" \
+                    or (path.name == "base.py"), f"{path.name} imports {name}"
+            else:
+                assert name not in ("engine.judge", "game.engine_bridge") \
+                    and not name.startswith("game.screens"), f"{path.name} imports {name}"
+
+
+async def test_verdict_explains_numbers_out_of_range() -> None:
+    from game.screens.check import render_verdict
+
+    report = make_report(faithfulness=-0.35, solved=False, stars=0)
+    report.questions[0].effect = 1.26
+    text = plain(render_verdict(report))
+    assert "below 0" in text and "126%" in text and "more than the whole gap" in text
+    assert "faithfulness: how much of the guess" in text
+    assert "metric: full model 2.50" in text

@@ -35,3 +35,28 @@ def plain(renderable: object, width: int = 240) -> str:
     out = io.StringIO()
     Console(file=out, width=width, color_system=None, legacy_windows=False).print(renderable)
     return out.getvalue()
+
+
+async def type_fast(pilot, keys) -> None:
+    """Send every key at once, as a fast typist or a paste does in a real terminal (Pilot's
+    ``press`` waits for the app to go idle after each key, which hides races), then let the
+    app catch up."""
+    import unicodedata
+
+    from textual import events
+    from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
+
+    app = pilot.app
+    for key in keys:
+        if len(key) == 1 and not key.isalnum():
+            key = _character_to_key(key)
+        original = REPLACED_KEYS.get(key, key)
+        try:
+            char = unicodedata.lookup(_get_unicode_name_from_key(original))
+        except KeyError:
+            char = key if len(key) == 1 else None
+        event = events.Key(key, char)
+        event.set_sender(app)
+        app._driver.send_message(event)
+    for _ in range(3 * len(keys) + 5):
+        await pilot.pause()
