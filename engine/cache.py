@@ -212,7 +212,9 @@ def _decode(kind: str, key: str, raw: bytes, expect: Expect | None) -> dict[str,
 
 
 def _read(path: Path) -> bytes | None:
-    """The file's bytes, or None when it is not a regular file (never opened then)."""
+    """The file's bytes, or None when it is not a regular file (never opened then). The
+    header is read first: a file whose length is not what its header says (truncated, or
+    something else entirely) is refused without reading the rest."""
     try:
         st = os.stat(path)
     except OSError:
@@ -221,10 +223,24 @@ def _read(path: Path) -> bytes | None:
         return None
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             return None
         with os.fdopen(os.dup(fd), "rb") as handle:
-            return handle.read()
+            head = handle.read(len(MAGIC) + MAX_HEADER + 1)
+            if not head.startswith(MAGIC):
+                raise Rejected("not a Lineup cache file (no header)")
+            end = head.find(b"\n", len(MAGIC))
+            if end < 0:
+                raise Rejected("the header is cut off")
+            try:
+                size = json.loads(head[len(MAGIC):end]).get("size")
+            except (ValueError, RecursionError, AttributeError):
+                raise Rejected("the header is not a JSON table") from None
+            if not isinstance(size, int) or st.st_size != end + 1 + size:
+                raise Rejected(f"the file has {st.st_size} bytes, its header says "
+                               f"{end + 1}+{size!r}")
+            return head + handle.read()
     finally:
         os.close(fd)
 
