@@ -186,6 +186,12 @@ class LineupApp(App[int]):
                 return p
         return None
 
+    def unlock_short(self, puzzle: Any) -> str:
+        """The menu's few words on a locked puzzle: which model it needs."""
+        names = {"gpt2": "GPT-2", "smollm2": "SmolLM2", "toy": "the toy"}
+        return "locked: needs " + " or ".join(names.get(m, m) for m in puzzle.models) \
+            if puzzle.models else "locked"
+
     def unlock_text(self, puzzle: Any) -> str:
         """How a puzzle locked on this model is unlocked, in one line."""
         models = list(puzzle.models)

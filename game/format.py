@@ -98,22 +98,19 @@ UNK_NOTE = (f"{UNK} is a word the toy model's vocabulary does not have: the toy 
             "words of its puzzles and reads any other word as this one unknown word")
 
 METRIC_KIND = {
-    "logit_diff": "how much more the person at the end prefers the right word to the wrong one "
-                  "(logit difference)",
-    "logprob": "how sure the person at the end is of the right word (log-probability)",
-    "greater_than": "how much more the person at the end bets on bigger numbers than on "
-                    "smaller ones (probability difference)",
+    "logit_diff": "how much more the last person prefers the right word to the wrong one",
+    "logprob": "how sure the last person is of the right word (log-probability)",
+    "greater_than": "how much more the last person bets on bigger numbers than smaller ones",
 }
 
-FAITHFULNESS = ("faithfulness: how much of the guess your questions keep when every other "
-                "question in the model is silenced (1 = all of it, 0 = no better than silencing "
-                "everyone)")
+FAITHFULNESS = ("faithfulness: the share of that gap your questions keep when every other "
+                "question is silenced (1 = all of it, 0 = none)")
 
 
 def metric_explained(kind: str | None) -> str:
     what = METRIC_KIND.get(kind or "", "the score of the guess the puzzle is about")
-    return (f"the metric is {what}; the corrupted sentence swaps the people the answer depends "
-            "on, so the gap between the two is what your questions have to explain")
+    return (f"{what}; the corrupted sentence swaps the people the answer depends on, and your "
+            "questions must explain the gap")
 
 
 def effect_note(effect: Any) -> str | None:

@@ -107,12 +107,75 @@ def words_of(text: str) -> list[str]:
     return [tok.decode([i]) for i in tok.encode(text)]
 
 
+def story_fills(puzzle: Puzzle) -> tuple[int, dict[str, str]] | None:
+    """The template and fill words of a sentence the story quotes (``"When Mary and John
+    went to the store, ..."``), so the line on screen holds the people the story names.
+    None when the story quotes no sentence of the puzzle's templates."""
+    from engine.puzzle import Template
+
+    story = " ".join(str(puzzle.story).split())
+    for k, text in enumerate(puzzle.prompts.templates):
+        template = Template.parse(text)
+        groups = {name: f"f{j}" for j, name in enumerate(dict.fromkeys(template.occurrences))}
+        pattern, seen = "", set()
+        for j, literal in enumerate(template.literals):
+            pattern += _literal_pattern(literal)
+            if j < len(template.occurrences):
+                name = template.occurrences[j]
+                pattern += f"(?P={groups[name]})" if name in seen else \
+                    rf"(?P<{groups[name]}>[^\W\d][\w']*)"
+                seen.add(name)
+        found = re.search(pattern, story) if template.occurrences else None
+        if found:
+            return k, {name: found.group(group) for name, group in groups.items()}
+    return None
+
+
+def _literal_pattern(literal: str) -> str:
+    """A template's literal text as a regex that allows any run of spaces or newlines."""
+    if not literal.strip():
+        return r"\s+" if literal else ""
+    core = r"\s+".join(re.escape(part) for part in literal.split())
+    return (r"\s*" if literal[:1].isspace() else "") + core + \
+        (r"\s+" if literal[-1:].isspace() else "")
+
+
+def story_line(puzzle: Puzzle) -> LineView | None:
+    """The line for the sentence the story quotes, with every role found (see
+    ``story_fills``), or None."""
+    import copy
+
+    from engine.puzzle import FillSource, build_prompts
+
+    fills = story_fills(puzzle)
+    if fills is None:
+        return None
+    k, words = fills
+    mine = copy.deepcopy(puzzle)
+    mine.prompts.templates = [puzzle.prompts.templates[k]]
+    mine.prompts.count = 1
+    mine.prompts.fill = {name: FillSource("inline", [word]) for name, word in words.items()}
+    mine.corrupt.resample = []
+    try:
+        ps = build_prompts(mine, WordTokenizer(), "play")
+    except Exception:  # a quote the word splitter cannot place: the sampled line instead
+        return None
+    return LineView(ps.texts[0], list(ps.tokens[0]),
+                    {name: pos[0] for name, pos in ps.roles.items()},
+                    ps.roles[puzzle.metric.at][0] if puzzle.metric.at in ps.roles else None)
+
+
 def line_of(puzzle: Puzzle, index: int = 0) -> LineView:
-    """Prompt ``index`` of a puzzle as a line of people (no torch, no transformers). A
-    puzzle whose prompts cannot be drawn gets its role names as the line."""
+    """Prompt ``index`` of a puzzle as a line of people (no torch, no transformers); for the
+    first, the sentence the story quotes when there is one, so the names in the story are
+    the people in the line. A puzzle whose prompts cannot be drawn gets its role names."""
     from engine.errors import LineupError
     from engine.puzzle import Template, build_prompts, sample
 
+    if index == 0:
+        quoted = story_line(puzzle)
+        if quoted is not None:
+            return quoted
     try:
         ps = build_prompts(puzzle, WordTokenizer(), "play")
     except LineupError:  # the word splitter disagrees with the model's tokenizer: plain words

@@ -308,7 +308,7 @@ async def test_locked_puzzle_says_how_it_is_unlocked() -> None:
         options = menu.query_one(OptionList)
         locked = [o for o in options.options
                   if getattr(menu.puzzle_at(o.id), "id", None) == "beyond-greater-than"]
-        assert locked and "locked: plays on GPT-2" in plain(locked[0].prompt)
+        assert locked and "locked: needs GPT-2" in plain(locked[0].prompt)
         await open_from_menu_keys(pilot, app, "beyond-greater-than")
         assert isinstance(app.screen, MenuScreen)
         assert any("lineup download gpt2" in n.message for n in app._notifications)
@@ -1185,3 +1185,16 @@ async def test_verdict_explains_numbers_out_of_range() -> None:
     assert "below 0" in text and "126%" in text and "more than the whole gap" in text
     assert "faithfulness: how much of the guess" in text
     assert "metric: full model 2.50" in text
+
+
+def test_the_line_holds_the_people_the_story_names() -> None:
+    """The IOI story quotes "When Mary and John went to the store, ...": the line on the
+    puzzle screen is that sentence, with every role where the story puts it."""
+    from engine.puzzle import find_puzzle
+    from game.views import line_of
+
+    line = line_of(find_puzzle("ioi-name-mover"))
+    assert line.text == "When Mary and John went to the store, John gave a drink to"
+    assert line.tokens[line.roles["IO"]].strip() == "Mary"
+    assert line.tokens[line.roles["S2"]].strip() == "John"
+    assert line.at == len(line.tokens) - 1

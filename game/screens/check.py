@@ -282,8 +282,8 @@ def render_verdict(report: Any, *, puzzle: Any = None, reveal: bool | None = Non
     kind = getattr(getattr(puzzle, "metric", None), "kind", None)
     metric = Text(f"metric: full model {num(report.metric_full)}, corrupted "
                   f"{num(report.metric_corrupted)}: {metric_explained(kind)}", style="dim")
-    parts: list[Any] = [head, Text(""), faith, held,
-                        *[Text(n, style="dim") for n in notes], metric, Text("")]
+    parts: list[Any] = [head, Text(""), faith, held, metric,
+                        *[Text(n, style="dim") for n in notes], Text("")]
     for q in report.questions:
         parts.append(render_question(q, puzzle=puzzle, reveal=reveal))
     task = getattr(report, "task_message", "")
