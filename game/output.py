@@ -39,13 +39,14 @@ def visible(text: object) -> str:
 
 
 def error(message: str) -> int:
-    print(f"lineup: error: {message}", file=sys.stderr)
+    """One line on stderr; control characters in it (user text) are made visible."""
+    print(f"lineup: error: {visible(message)}", file=sys.stderr)
     return Exit.ERROR
 
 
 def note(message: str) -> None:
     """A remark for the human (stderr), never mixed into data on stdout."""
-    print(f"lineup: {message}", file=sys.stderr)
+    print(f"lineup: {visible(message)}", file=sys.stderr)
 
 
 def emit_json(payload: Any) -> None:

@@ -351,3 +351,12 @@ def test_grade_cells_make_controls_visible_and_defuse_formulas():
     assert _cell("bob\x1b[2J.yaml") == "bob\\x1b[2J.yaml"
     assert _cell("=HYPERLINK(1)") == "'=HYPERLINK(1)" and _cell(-0.25) == "-0.25"
     assert _cell("line\nbreak") == "line\\x0abreak"
+
+
+def test_errors_are_one_line_with_controls_visible(capsys):
+    from game import cli
+
+    assert cli.main(["check", "no\x1b[2Jsuch\npuzzle", "x.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lineup: error:") and err.count("\n") == 1
+    assert "\x1b" not in err and "\\x1b[2J" in err
