@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from engine.errors import UsageError
-from engine.hooks import Hook, act_name, block_tail, forward, w_out
+from engine.hooks import Hook, act_name, attn_inputs, forward, w_out
 
 if TYPE_CHECKING:
     import torch
@@ -75,19 +75,18 @@ def _same_shape(target: Tokens, source: Tokens) -> None:
 # --------------------------------------------------------------------------- ablation
 
 
-def mean_z(lm: LoadedModel, reference: Tokens) -> dict[int, torch.Tensor]:
+def mean_z(lm: LoadedModel, reference: Tokens,
+           templates: Sequence[int] | None = None) -> dict[int, torch.Tensor]:
     """Each layer's head outputs averaged over the reference prompts, per position:
-    {layer: [pos, head, d_head]}. Positions only some prompts reach average over those."""
+    {layer: [pos, head, d_head]} (``group_means`` with one group, or with ``templates``
+    the means of the first prompt's template). Positions only some prompts reach average
+    over those."""
     import torch
 
     with torch.inference_mode():
         run = forward(lm, reference, record=["z"], logits="none")
-    lengths = torch.tensor(reference.lengths, device=reference.ids.device)
-    n_ctx = reference.ids.shape[1]
-    present = (torch.arange(n_ctx, device=lengths.device)[None] < lengths[:, None]).float()
-    weights = present / present.sum(0).clamp(min=1)  # [batch, pos]
     return {
-        layer: torch.einsum("bphd,bp->phd", run[act_name("z", layer)], weights)
+        layer: group_means(run[act_name("z", layer)], reference.lengths, templates)[0]
         for layer in range(lm.n_layers)
     }
 
@@ -253,7 +252,8 @@ def path_patch(
 
     Because the change sits in the receiver's own layer, all earlier computation equals the
     target run: the receiver's new input is that run's ``resid_pre`` plus the sender's change
-    in its residual write.
+    in its residual write. For a model whose query heads share key/value heads, the receiver's
+    k or v is its own query head's copy of the shared one: only that query head sees it.
     """
     import torch
 
@@ -270,11 +270,9 @@ def path_patch(
         target_run = forward(lm, target, record=[z_name, resid_name], stop_layer=r_layer + 1)
         dz = z_source[:, :, s_head] - target_run.cache[z_name][:, :, s_head]  # [b, pos, d_head]
         delta = dz @ w_out(lm, s_layer)[s_head]  # [b, pos, d_model]
-        block = lm.model.transformer.h[r_layer]
         resid = target_run.cache[resid_name] + delta
-        qkv = block.attn.c_attn(block.ln_1(resid)).split(lm.d_model, dim=-1)
         part = {"q": 0, "k": 1, "v": 2}[which]
-        new = qkv[part].view(*resid.shape[:2], lm.n_heads, lm.d_head)[:, :, r_head]
+        new = attn_inputs(lm, r_layer, resid)[part][:, :, r_head]
 
         def hook(act: torch.Tensor) -> torch.Tensor:
             act = act.clone()
@@ -282,6 +280,321 @@ def path_patch(
             return act
 
         return forward(lm, target, hooks={act_name(which, r_layer): hook}, logits=logits).logits
+
+
+# --------------------------------------------------------------------------- the one runner
+
+ALL = "*"
+"""The position name that means every position of the prompt."""
+
+
+@dataclass(frozen=True)
+class Edit:
+    """What to change in one patched run. Frozen and hashable, so results can be memoised
+    by ``Edit.key()``. Positions are names (``PatchState.positions``, e.g. the puzzle's roles:
+    one position per prompt) or ``ALL``.
+
+    - ``ablate``: heads (layer, head) set to their ablation means at every position (see
+      ``group_means``);
+    - ``z``: (layer, head, at): the head's output at ``at`` taken from the source run;
+    - ``mlp``: (layer, at): the MLP's output at ``at`` from the source run;
+    - ``resid``: (layer, at): the residual stream entering ``layer`` at ``at`` from the source;
+    - ``q_path``: (layer, head, at): the head's source-minus-target write at ``at`` reaches the
+      *queries* of every head of every later layer at ``at`` by the direct path, and nothing
+      else (the head's own output stays the target's). Its effect is what the head does
+      through later heads' questions, as path patching measures it.
+    """
+
+    ablate: frozenset[HeadIndex] = frozenset()
+    z: tuple[tuple[int, int, str], ...] = ()
+    mlp: tuple[tuple[int, str], ...] = ()
+    resid: tuple[tuple[int, str], ...] = ()
+    q_path: tuple[tuple[int, int, str], ...] = ()
+
+    @staticmethod
+    def of(*, ablate: Iterable[HeadIndex] = (), z: Iterable[tuple[int, int, str]] = (),
+           mlp: Iterable[tuple[int, str]] = (), resid: Iterable[tuple[int, str]] = (),
+           q_path: Iterable[tuple[int, int, str]] = ()) -> Edit:
+        """An edit with its parts sorted, so that equal edits are equal objects."""
+        return Edit(frozenset(ablate), tuple(sorted(set(z))), tuple(sorted(set(mlp))),
+                    tuple(sorted(set(resid))), tuple(sorted(set(q_path))))
+
+    def key(self) -> str:
+        """A stable text key (for memos and cache files)."""
+        return (";".join(f"{a}.{b}" for a, b in sorted(self.ablate)) + "|"
+                + ";".join(f"{a}.{b}@{r}" for a, b, r in self.z) + "|"
+                + ";".join(f"{a}@{r}" for a, r in self.mlp)
+                + ("|r:" + ";".join(f"{a}@{r}" for a, r in self.resid) if self.resid else "")
+                + ("|q:" + ";".join(f"{a}.{b}@{r}" for a, b, r in self.q_path)
+                   if self.q_path else ""))
+
+    def first_layer(self, n_layers: int) -> int:
+        """The first layer this edit changes (``n_layers - 1`` for an empty edit)."""
+        layers = ([a for a, _ in self.ablate] + [a for a, _, _ in self.z]
+                  + [a for a, _ in self.mlp] + [a for a, _ in self.resid]
+                  + [a for a, _, _ in self.q_path])
+        return min(min(layers, default=n_layers - 1), n_layers - 1)
+
+
+@dataclass
+class PatchState:
+    """Everything the runner needs about one batch of target prompts, cached once.
+
+    ``tokens``: the target prompts (N). ``at``: where the metric is read [N]. ``metric``:
+    the final residual stream at ``at`` [B, d_model] -> [B] (B a multiple of N, copies
+    stacked copy-major; see ``engine.metrics.PuzzleMetric.on_resid``). ``positions``: named
+    positions, one per prompt [N]. ``means``: ablation means [L, N, pos, head, d_head].
+    ``source_z`` [L, N, pos, head, d_head], ``source_mlp`` [L, N, pos, d_model],
+    ``source_resid`` [L, N, pos, d_model]: the source run, for the edits that need it.
+    ``target_resid``: the target's ``resid_pre`` per layer [L, N, pos, d_model]; with it a
+    patched run starts at the first layer its edit changes instead of at the embedding.
+    """
+
+    tokens: Tokens
+    at: torch.Tensor
+    metric: Callable[[torch.Tensor], torch.Tensor]
+    positions: dict[str, torch.Tensor]
+    means: torch.Tensor | None = None
+    source_z: torch.Tensor | None = None
+    source_mlp: torch.Tensor | None = None
+    source_resid: torch.Tensor | None = None
+    target_resid: torch.Tensor | None = None
+
+    @property
+    def n(self) -> int:
+        return len(self.tokens)
+
+    def where(self, at: str) -> torch.Tensor | None:
+        """Positions [N] of a name, or None for every position."""
+        if at == ALL:
+            return None
+        if at not in self.positions:
+            raise UsageError(f"no position called {at!r}")
+        return self.positions[at]
+
+
+RUNNER = {"batches": 0, "copies": 0}
+"""What ``run_edits`` ran in this process: stacked batches and patched copies (one copy =
+every prompt once). For tests and benchmarks."""
+
+
+def run_edits(lm: LoadedModel, state: PatchState, edits: Sequence[Edit], *,
+              max_batch: int = 512) -> torch.Tensor:
+    """The per-prompt metric [K, N] of each edit's patched run, in stacked batches: copies
+    that start at the same layer share a batch of at most ``max_batch`` rows."""
+    import torch
+
+    from engine.models import Tokens
+
+    n = state.n
+    final = act_name("resid_post", lm.n_layers - 1)
+    per_chunk = max(1, max_batch // max(n, 1))
+
+    def start(edit: Edit) -> int:
+        return 0 if state.target_resid is None else edit.first_layer(lm.n_layers)
+
+    order = sorted(range(len(edits)), key=lambda i: start(edits[i]))
+    chunks: list[list[int]] = []
+    for i in order:
+        if chunks and len(chunks[-1]) < per_chunk and start(edits[chunks[-1][0]]) == start(
+                edits[i]):
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
+    RUNNER["batches"] += len(chunks)
+    RUNNER["copies"] += len(edits)
+    results: dict[int, torch.Tensor] = {}
+    rows = torch.arange(n, device=state.tokens.ids.device)
+    for idx in chunks:
+        chunk = [edits[i] for i in idx]
+        k = len(chunk)
+        first = start(chunk[0])
+        hooks = _edit_hooks(lm, state, chunk, first)
+        tokens = Tokens(ids=state.tokens.ids.repeat(k, 1), lengths=list(state.tokens.lengths) * k)
+        with torch.no_grad():
+            if first > 0:
+                run = forward(lm, tokens, record=[final], hooks=hooks, logits="none",
+                              start_layer=first,
+                              resid=state.target_resid[first].repeat(k, 1, 1))  # type: ignore
+            else:
+                run = forward(lm, tokens, record=[final], hooks=hooks, logits="none")
+            resid = run.cache[final].view(k, n, *run.cache[final].shape[1:])
+            at = resid[:, rows, state.at]  # [k, N, d_model]
+            values = state.metric(at.reshape(k * n, -1)).view(k, n)
+        for j, i in enumerate(idx):
+            results[i] = values[j].float().cpu()
+        del run
+    if not edits:
+        return torch.empty(0, n)
+    return torch.stack([results[i] for i in range(len(edits))])
+
+
+def _edit_hooks(lm: LoadedModel, state: PatchState, chunk: Sequence[Edit], first: int
+                ) -> dict[str, Hook]:
+    """The hooks that apply a stack of edits (copy c of the batch gets ``chunk[c]``)."""
+    import torch
+
+    k, n, L = len(chunk), state.n, lm.n_layers
+    rows = torch.arange(n, device=state.tokens.ids.device)
+    parts: dict[str, list[Hook]] = {}
+
+    def add(name: str, fn: Hook) -> None:
+        parts.setdefault(name, []).append(fn)
+
+    def need(tensor: torch.Tensor | None, what: str) -> torch.Tensor:
+        if tensor is None:
+            raise UsageError(f"this patch needs the source run's {what}")
+        return tensor
+
+    for layer in range(first, L):
+        ablate = torch.zeros(k, lm.n_heads, dtype=torch.bool, device=rows.device)
+        z_edits = [(c, h, at) for c, e in enumerate(chunk) for (l_, h, at) in e.z if l_ == layer]
+        for c, e in enumerate(chunk):
+            for l_, h in e.ablate:
+                if l_ == layer:
+                    ablate[c, h] = True
+        if bool(ablate.any()) or z_edits:
+            means = need(state.means, "ablation means")[layer] if bool(ablate.any()) else None
+            src = need(state.source_z, "head outputs")[layer] if z_edits else None
+            add(act_name("z", layer), _z_hook(state, k, ablate, means, z_edits, src, rows))
+        mlp_edits = [(c, at) for c, e in enumerate(chunk) for (l_, at) in e.mlp if l_ == layer]
+        if mlp_edits:
+            add(act_name("mlp_out", layer),
+                _replace_at(state, k, mlp_edits, need(state.source_mlp, "MLP outputs")[layer],
+                            rows))
+        resid_edits = [(c, at) for c, e in enumerate(chunk) for (l_, at) in e.resid
+                       if l_ == layer]
+        if resid_edits:
+            add(act_name("resid_pre", layer),
+                _replace_at(state, k, resid_edits,
+                            need(state.source_resid, "residual stream")[layer], rows))
+    senders = [(c, s) for c, e in enumerate(chunk) for s in e.q_path]
+    if senders:
+        _q_path_hooks(lm, state, k, senders, first, rows, add)
+
+    def compose(fns: list[Hook]) -> Hook:
+        def hook(value: torch.Tensor) -> torch.Tensor:
+            for fn in fns:
+                out = fn(value)
+                if out is not None:
+                    value = out
+            return value
+
+        return hook
+
+    return {name: fns[0] if len(fns) == 1 else compose(fns) for name, fns in parts.items()}
+
+
+def _z_hook(state: PatchState, k: int, ablate, means, z_edits, src, rows) -> Hook:
+    import torch
+
+    n = state.n
+
+    def hook(z: torch.Tensor) -> torch.Tensor:
+        z5 = z.view(k, n, *z.shape[1:]).clone()  # [K, N, pos, H, d]
+        if means is not None:
+            z5 = torch.where(ablate[:, None, None, :, None], means[None, :, : z5.shape[2]], z5)
+        for c, h, at in z_edits:
+            p = state.where(at)
+            if p is None:
+                z5[c, :, :, h] = src[:, : z5.shape[2], h]
+            else:
+                z5[c, rows, p, h] = src[rows, p, h]
+        return z5.view(z.shape)
+
+    return hook
+
+
+def _replace_at(state: PatchState, k: int, edits, src, rows) -> Hook:
+    """A hook putting the source's activation [N, pos, ...] in copy c at each edit's place."""
+    n = state.n
+
+    def hook(act: torch.Tensor) -> torch.Tensor:
+        a = act.view(k, n, *act.shape[1:]).clone()
+        for c, at in edits:
+            p = state.where(at)
+            if p is None:
+                a[c] = src[:, : a.shape[2]]
+            else:
+                a[c, rows, p] = src[rows, p]
+        return a.view(act.shape)
+
+    return hook
+
+
+def _q_path_hooks(lm, state: PatchState, k: int, senders, first: int, rows, add) -> None:
+    """Path patching into every later head's query at the sender's position: the sender's
+    write changes (source minus the live run, through the output projection) are collected at
+    its layer and added to the residual stream that later layers' queries are computed from,
+    and only there."""
+
+    n = state.n
+    src = state.source_z
+    if src is None:
+        raise UsageError("path patching needs the source run's head outputs")
+    deltas: dict[int, list[tuple[int, torch.Tensor, torch.Tensor]]] = {}  # layer -> (c, pos, d)
+    live: dict[int, torch.Tensor] = {}
+    by_layer: dict[int, list[tuple[int, int, str]]] = {}
+    for c, (layer, h, at) in senders:
+        if at == ALL:
+            raise UsageError("path patching needs one position per prompt, not every position")
+        by_layer.setdefault(layer, []).append((c, h, at))
+
+    def capture(layer: int, entries) -> Hook:
+        def hook(z: torch.Tensor) -> None:
+            z5 = z.view(k, n, *z.shape[1:])
+            w = w_out(lm, layer)
+            for c, h, at in entries:
+                p = state.where(at)
+                dz = src[layer][rows, p, h] - z5[c, rows, p, h]  # [N, d_head]
+                deltas.setdefault(layer, []).append((c, p, dz @ w[h]))
+            return None
+
+        return hook
+
+    for layer, entries in by_layer.items():
+        add(act_name("z", layer), capture(layer, entries))
+    lowest = min(by_layer)
+    for layer in range(max(first, lowest + 1), lm.n_layers):
+        def keep(resid: torch.Tensor, layer: int = layer) -> None:
+            live[layer] = resid
+            return None
+
+        def query(q: torch.Tensor, layer: int = layer) -> torch.Tensor:
+            q5 = q.view(k, n, *q.shape[1:]).clone()
+            resid = live[layer].view(k, n, *live[layer].shape[1:])
+            for sender_layer, items in deltas.items():
+                if sender_layer >= layer:
+                    continue
+                for c, p, d in items:
+                    x = resid[c, rows, p] + d  # [N, d_model]
+                    q5[c, rows, p] = attn_inputs(lm, layer, x)[0]
+            return q5.view(q.shape)
+
+        add(act_name("resid_pre", layer), keep)
+        add(act_name("q", layer), query)
+
+
+def group_means(acts: torch.Tensor, lengths: Sequence[int],
+                groups: Sequence[int] | None = None) -> torch.Tensor:
+    """The mean-ablation definition, used everywhere: for each prompt, the mean of ``acts``
+    [N, pos, ...] over the prompts of its group (a puzzle's template), position by position;
+    positions a prompt does not reach (padding) do not count. Returns [N, pos, ...]."""
+    import torch
+
+    n, width = acts.shape[0], acts.shape[1]
+    device = acts.device
+    lengths_t = torch.as_tensor(list(lengths), device=device)
+    present = (torch.arange(width, device=device)[None] < lengths_t[:, None]).to(acts.dtype)
+    g = torch.as_tensor(list(groups) if groups else [0] * n, device=device)
+    flat = acts.reshape(n, width, -1)
+    out = torch.empty_like(flat)
+    for t in g.unique():
+        member = g == t
+        w = present[member]  # [m, pos]
+        total = (flat[member] * w[:, :, None]).sum(0)  # [pos, x]
+        out[member] = (total / w.sum(0).clamp(min=1)[:, None])[None]
+    return out.reshape(acts.shape)
 
 
 # --------------------------------------------------------------------------- patching grids
@@ -326,59 +639,41 @@ def head_patch_grid_run(
 ) -> HeadPatchGrid:
     """``head_patch_grid`` with the unpatched target and source metrics.
 
-    Exact, and fast because each layer's patched runs start from the target's cached
-    ``resid_pre`` at that layer, all heads of a layer run in one batch, the patched layer's
-    own attention is computed once, and only each prompt's last position is unembedded.
+    Exact, and fast because it is ``run_edits`` (the one runner): each layer's patched runs
+    start from the target's cached ``resid_pre`` at that layer, all heads of a layer run in
+    one stacked batch, and only each prompt's last position is unembedded.
     """
     import torch
 
+    from engine.hooks import unembed
+
     _same_shape(target, source)
     n_layers, n_heads = lm.n_layers, lm.n_heads
-    batch = len(target)
     grid = torch.empty(n_layers, n_heads)
     z_names = [act_name("z", layer) for layer in range(n_layers)]
     resid_names = [act_name("resid_pre", layer) for layer in range(n_layers)]
-    heads_per_chunk = max(1, min(n_heads, max_batch // max(batch, 1)))
+    last = target.last.to(target.ids.device)
+    rows = torch.arange(len(target), device=target.ids.device)
+    final = act_name("resid_post", n_layers - 1)
     with torch.inference_mode():
-        source_run = forward(lm, source, record=z_names, logits="last")
-        target_run = forward(lm, target, record=z_names + resid_names, logits="last")
+        source_run = forward(lm, source, record=[*z_names, final], logits="none")
+        target_run = forward(lm, target, record=[*resid_names, final], logits="none")
+        state = PatchState(
+            tokens=target, at=last, metric=lambda r: metric(unembed(lm, r)), positions={},
+            source_z=torch.stack([source_run[n] for n in z_names]),
+            target_resid=torch.stack([target_run[n] for n in resid_names]),
+        )
+        target_metric = float(state.metric(target_run[final][rows, last]).float().mean())
+        source_metric = float(state.metric(source_run[final][rows, last]).float().mean())
+        del source_run, target_run
         for layer in range(n_layers):
-            for first in range(0, n_heads, heads_per_chunk):
-                if cancelled is not None and cancelled():
-                    raise InterruptedError("patching cancelled")
-                heads = list(range(first, min(n_heads, first + heads_per_chunk)))
-                grid[layer, heads] = _patch_layer_heads(
-                    lm, target, layer, heads, target_run[resid_names[layer]],
-                    target_run[z_names[layer]], source_run[z_names[layer]], metric,
-                )
+            if cancelled is not None and cancelled():
+                raise InterruptedError("patching cancelled")
+            edits = [Edit.of(z=[(layer, h, ALL)]) for h in range(n_heads)]
+            grid[layer] = run_edits(lm, state, edits, max_batch=max_batch).mean(1)
             if progress is not None:
                 progress(layer + 1, n_layers)
-        return HeadPatchGrid(
-            effects=grid,
-            target_metric=float(metric(target_run.logits).float().mean()),
-            source_metric=float(metric(source_run.logits).float().mean()),
-        )
-
-
-def _patch_layer_heads(lm, target, layer, heads, resid, z_target, z_source, metric):
-    """Run ``len(heads)`` copies of the target batch from ``layer``'s head outputs, copy i
-    with head heads[i] patched; return the mean metric per head. The layer's own attention
-    is the same in every copy, so each copy starts after it."""
-    import torch
-
-    from engine.models import Tokens
-
-    batch = len(target)
-    copies = len(heads)
-    stacked = Tokens(ids=target.ids.repeat(copies, 1), lengths=list(target.lengths) * copies)
-    z = z_target.repeat(copies, 1, 1, 1).view(copies, batch, *z_target.shape[1:])
-    rows = torch.arange(copies, device=z.device)
-    z[rows, :, :, torch.tensor(heads, device=z.device)] = z_source[:, :, heads].permute(2, 0, 1, 3)
-    z = z.view(copies * batch, *z_target.shape[1:])
-    resid_post = block_tail(lm, layer, resid.repeat(copies, 1, 1), z)
-    run = forward(lm, stacked, start_layer=layer + 1, resid=resid_post, logits="last")
-    values = metric(run.logits).view(copies, batch)
-    return values.mean(1).float().cpu()
+    return HeadPatchGrid(effects=grid, target_metric=target_metric, source_metric=source_metric)
 
 
 def attribution_patch_grid(

@@ -3,36 +3,33 @@
 ``grade(puzzle, circuit, lm) -> Report``. The rules are written out for players and teachers
 in ``docs/how-grading-works.md``; in short:
 
-1. Runs (cached on disk per model weights x prompts x judge version, see ``engine.cache``):
-   the clean prompts and their corrupted twins, once each. Kept: mean attention from every
-   role to every role per head, the corrupted head outputs (``hook_z``) and MLP outputs at the
-   role positions, per-template mean head outputs over the corrupted prompts (for mean
-   ablation), the metric per prompt (clean, corrupted, every head ablated), and the gradient
-   of the metric at the final residual stream (for direct effects).
-2. Each question (round, asker, card, responder) gets **candidate heads**: heads of the
-   round's layers (a) whose mean attention from the asker goes more to the responder than to
-   any other role behind the asker, and at least ``UNIFORM_MULT`` times what a uniform spread
-   over the positions it can see would give; (b) whose card detector agrees (see
-   ``_detector``). The question is **confirmed** when patching the candidates' outputs at the
-   asker, corrupted into clean (noising), moves the metric by at least ``EFFECT_MIN`` of the
-   clean-minus-corrupted gap (in the card's direction). Otherwise the judge says why not:
-   wrong round (the same question holds in another round), wrong responder (the card's heads
-   there attend to another role), not needed (the heads exist but the guess does not depend
-   on them), no such question.
-3. Faithfulness: every head that no confirmed question uses is mean-ablated (means over the
-   corrupted prompts, per template and position; MLPs stay).
-   ``F = (m(circuit) - m(no heads)) / (m(full) - m(no heads))``: 0 for an empty circuit, 1
-   for the full model. Computed on the play prompts, and on the held-out prompts once the
-   play prompts pass (held-out prompts can only confirm a pass; otherwise it is None).
-4. Minimality: a confirmed question whose heads can be dropped (mean-ablated) losing less
-   than ``NEED_LOSS`` of faithfulness, without falling below the pass line, is "not-needed".
-5. Stars: 1 = at least one question, none invalid, and every question confirmed or
-   not-needed (a real question, even if useless); 2 = plus play faithfulness >= pass line;
-   3 = plus held-out faithfulness >= its pass line and no (player-placed) question
-   not-needed. ``solved`` means two stars or more.
+0. Runs (cached on disk per model weights x prompts x judge version, see ``engine.cache``):
+   the clean prompts and their corrupted twins, once each.
+1. The task: the model must do the puzzle's task (the clean-minus-corrupted gap well above
+   its noise, and at least ``TASK_ACCURACY`` of the prompts answered right). Otherwise
+   nothing is graded: the report says so, with the numbers, and gives no star.
+2. Each question (round, asker, card, responder) is judged **as a group**: its heads are the
+   round's heads that (a) listen to the responder from the asker (more than to anyone else
+   behind the asker and ``UNIFORM_MULT`` times an even spread) and (b) fit the card by what
+   they are (attention pattern on repeated random tokens; in-context copying of the
+   responder's token). The group's effect (its outputs at the asker replaced, together, by the
+   corrupted run's) and the card's mechanism (direct effect on the guess for movers; effect
+   through later heads' queries, by path patching, for s-inhibition) decide the verdict:
+   confirmed; not-measurable (inside the noise); not-needed (real heads, small effect);
+   wrong-responder; wrong-round; no-such-question. Backup name movers are measured with the
+   primary name movers (a different set of heads) silenced.
+3. Faithfulness: every head that no holding question uses is mean-ablated
+   (``engine.interventions.group_means``: per template and position over the corrupted
+   prompts). ``F = (m(circuit) - m(no heads)) / (m(full) - m(no heads))``.
+4. Minimality: a confirmed question placed by the player whose heads change faithfulness by
+   less than ``NEED_LOSS`` either way (and whose loss does not cross the pass line) is
+   not-needed. A head that genuinely acts, e.g. a negative name mover whose removal *raises*
+   faithfulness, is needed.
+5. Stars: ``engine.report.stars_for``. Given questions are the puzzle's: never held against
+   the player.
 
-The reference solution is not consulted: any set of questions whose heads carry the
-mechanism passes.
+The patched runs are ``engine.interventions.run_edits`` (the one runner) and the metric is
+``engine.metrics.PuzzleMetric`` (the one metric). The reference solution is not consulted.
 """
 
 from __future__ import annotations
@@ -40,133 +37,70 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import UsageError
 from engine.metrics import PuzzleMetric
+from engine.report import VERDICTS, HeadEvidence, QuestionReport, Report, num, stars_for
 
 if TYPE_CHECKING:
     import torch
 
+    from engine.interventions import Edit, PatchState
     from engine.models import LoadedModel, Tokens
     from engine.puzzle import Circuit, ModelBlock, PromptSet, Puzzle, Question
 
-JUDGE_VERSION = "3"
+__all__ = ["VERDICTS", "HeadEvidence", "LastMetric", "QuestionReport", "Report", "grade",
+           "load_for", "model_spec_for"]
+
+JUDGE_VERSION = "4"
 
 # ---- thresholds (documented in docs/how-grading-works.md) ----------------------------------
+TASK_ACCURACY = 0.6
+"""The model does the task when at least this share of the play prompts is answered right
+(IO ahead of S; the right token on top; more mass above the year)..."""
+NOISE_Z = 3.0
+"""...and the clean-minus-corrupted gap is at least this many standard errors. An effect is
+measurable when it is at least this many of its own standard errors from zero."""
 UNIFORM_MULT = 2.0
-"""A candidate's attention to the responder must be at least this many times the uniform
-share 1/(positions the asker can see), and more than it gives any other role."""
+"""A head listens to the responder when its attention there is at least this many times an
+even spread over the positions the asker can see, and more than it gives any other role."""
 DETECTOR_UNIFORM_MULT = 3.0
-"""Attention detectors (previous-token, duplicate-token, induction) agree when the head's
-score is at least this many times a uniform head's score on the same test sequences."""
-COPY_MIN = 0.05
-"""Copy / negative-copy detectors agree when at least this share of sampled tokens is
-copied into the top 5 of 2,000 (chance: 0.0025)."""
+"""Pattern cards (previous-token, duplicate-token, induction): the head's score on repeated
+random tokens is at least this many times a uniform head's, and its highest of the three."""
+COPY_Z = 3.0
+"""Copying cards: the head's write at the asker raises (negative name mover: lowers) the
+logit of the responder's own token by at least this many standard deviations of its effect on
+all tokens (a null baseline: a head writing noise scores about 0)."""
 EFFECT_MIN = 0.05
-"""A question matters when noising its heads at the asker moves the metric by at least this
-fraction of (clean - corrupted)."""
+"""A group matters when it moves the metric by at least this fraction of (clean - corrupted)."""
+SHARE_MIN = 0.5
+"""The card's mechanism must carry at least this share of the group's effect: the direct
+path to the guess for movers, later heads' queries for s-inhibition."""
+PRIMARY_MIN = 0.025
+"""A name mover is primary when its own direct effect is at least this fraction of the gap;
+backups are the others, measured with the primaries silenced."""
 NEED_LOSS = 0.03
-"""A question is needed when dropping it costs at least this much faithfulness."""
+"""A question is needed when dropping it changes faithfulness by at least this much."""
 MAX_BATCH = 512
-MAX_EVIDENCE = 5
+MAX_EVIDENCE = 8
 
 RUNS = {"builds": 0, "batches": 0, "copies": 0}
 """What this process ran: split builds (the clean and corrupted runs of a prompt split),
 batches of patched runs, and patched copies (one copy = every prompt once). For tests and
 benchmarks: a cached check of an unchanged circuit runs nothing."""
 
-VERDICTS = ("confirmed", "wrong-responder", "wrong-round", "no-such-question", "not-needed",
-            "invalid")
 ATTENTION_DETECTORS = ("previous_token", "duplicate_token", "induction")
 SCORE_INDEX = {"previous_token": 0, "duplicate_token": 1, "induction": 2, "copy": 3,
                "negative_copy": 4}
+PATTERN_CARDS = {"previous-token": "previous_token", "duplicate-token": "duplicate_token",
+                 "induction": "induction"}
+COPY_SIGN = {"name-mover": 1.0, "copy": 1.0, "backup-name-mover": 1.0,
+             "negative-name-mover": -1.0}
+_num = num
 
-
-# --------------------------------------------------------------------------- the report
-
-
-@dataclass
-class HeadEvidence:
-    head: str  # "9.9"
-    layer: int
-    index: int
-    attention: float  # mean attention from asker to responder over play prompts
-    detector: float  # the card's detector score for this head (nan if the card has none)
-    effect: float  # patching effect on the metric, as a fraction of (clean - corrupted)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"head": self.head, "head_id": f"L{self.layer}H{self.index}",
-                **{k: _num(v) for k, v in asdict(self).items() if k != "head"}}
-
-
-@dataclass
-class QuestionReport:
-    round: str
-    asker: str
-    card: str
-    responder: str | None
-    given: bool
-    verdict: str
-    message: str
-    heads: list[HeadEvidence] = field(default_factory=list)
-    effect: float = math.nan  # the question's heads together, noised at the asker
-    drop_loss: float = math.nan  # faithfulness lost when the question is dropped
-
-    @property
-    def holds(self) -> bool:
-        return self.verdict in ("confirmed", "not-needed")
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "round": self.round, "asker": self.asker, "card": self.card,
-            "responder": self.responder, "given": self.given, "verdict": self.verdict,
-            "message": self.message, "effect": _num(self.effect),
-            "drop_loss": _num(self.drop_loss), "heads": [h.to_json() for h in self.heads],
-        }
-
-
-@dataclass
-class Report:
-    puzzle: str
-    model: str
-    model_label: str
-    solved: bool
-    stars: int
-    metric_full: float
-    metric_corrupted: float
-    faithfulness: float
-    heldout_faithfulness: float | None  # None: not measured, the play prompts did not pass
-    pass_line: float
-    questions: list[QuestionReport]
-    problems: list[str]
-    timing_s: dict[str, float]
-    heldout_pass_line: float = math.nan
-    metric_ablated: float = math.nan
-    circuit_heads: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "puzzle": self.puzzle, "model": self.model, "model_label": self.model_label,
-            "solved": self.solved, "stars": self.stars,
-            "metric_full": _num(self.metric_full), "metric_corrupted": _num(self.metric_corrupted),
-            "metric_ablated": _num(self.metric_ablated),
-            "faithfulness": _num(self.faithfulness),
-            "heldout_faithfulness": _num(self.heldout_faithfulness),
-            "pass_line": _num(self.pass_line), "heldout_pass_line": _num(self.heldout_pass_line),
-            "circuit_heads": list(self.circuit_heads),
-            "questions": [q.to_json() for q in self.questions],
-            "problems": list(self.problems),
-            "timing_s": {k: round(v, 4) for k, v in self.timing_s.items()},
-        }
-
-
-def _num(x: float) -> float | None:
-    """JSON has no NaN: unknown numbers become null; others are rounded for reading."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
-        return None
-    return round(float(x), 4)
+Head = tuple[int, int]
 
 
 # --------------------------------------------------------------------------- runs
@@ -180,8 +114,9 @@ class _Split:
     n: int
     tokens: Tokens
     pos: torch.Tensor  # [R, N] role positions
+    roles: list[str]
     at: torch.Tensor  # [N] metric positions
-    metric: Callable[[torch.Tensor], torch.Tensor]  # final-LN-input at `at` [B, d] -> [B]
+    metric: Callable[[torch.Tensor], torch.Tensor]  # final resid at `at` [B, d] -> [B]
     data: dict[str, Any]  # the cached tensors (see _build_split)
     key: str
     dirty: bool = False  # new effects to write back
@@ -199,8 +134,19 @@ class _Split:
         return float(self.data["ablated"].mean())
 
     @property
-    def effects(self) -> dict[str, float]:
+    def effects(self) -> dict[str, list[float]]:
+        """Per-prompt metric of each patched run, by ``Edit.key()``."""
         return self.data.setdefault("effects", {})
+
+    def state(self) -> PatchState:
+        from engine.interventions import PatchState
+
+        d = self.data
+        return PatchState(
+            tokens=self.tokens, at=self.at, metric=self.metric,
+            positions={r: self.pos[i] for i, r in enumerate(self.roles)},
+            means=d["means"], source_z=d.get("z_src"), source_mlp=d.get("mlp_src"),
+            target_resid=d.get("resid"))
 
 
 def _metric_fn(lm: LoadedModel, ps: PromptSet) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -254,11 +200,11 @@ def _load_split(lm: LoadedModel, ps: PromptSet, roles: list[str], *, play: bool,
     tokens = pad_rows(ps.token_ids, device=lm.device)
     pos = torch.tensor([ps.roles[r] for r in roles], dtype=torch.long, device=lm.device)
     at = torch.tensor(ps.at, dtype=torch.long, device=lm.device)
-    split = _Split(ps.split, len(ps), tokens, pos, at, _metric_fn(lm, ps), {}, key)
+    split = _Split(ps.split, len(ps), tokens, pos, roles, at, _metric_fn(lm, ps), {}, key)
     if cached:
         split.data = {k: (v.to(lm.device) if hasattr(v, "to") else v) for k, v in data.items()}
         split.data["effects"] = {**data.get("effects", {}),
-                                 **_saved_effects(key, data["build"])}
+                                 **_saved_effects(key, data["build"], split.n)}
     else:
         split.data = _build_split(lm, ps, split, play=play, cancelled=cancelled)
         split.data["build"] = secrets.token_hex(8)
@@ -266,7 +212,7 @@ def _load_split(lm: LoadedModel, ps: PromptSet, roles: list[str], *, play: bool,
     return split, cached
 
 
-def _saved_effects(key: str, build: str) -> dict[str, float]:
+def _saved_effects(key: str, build: str, n: int) -> dict[str, list[float]]:
     """The effects saved for this build of the split, or none (absent, damaged, stale)."""
     from engine import cache
 
@@ -276,8 +222,9 @@ def _saved_effects(key: str, build: str) -> dict[str, float]:
     effects = side.get("effects")
     if not isinstance(effects, dict):
         return {}
-    return {k: float(v) for k, v in effects.items()
-            if isinstance(k, str) and isinstance(v, float) and math.isfinite(v)}
+    return {k: [float(x) for x in v] for k, v in effects.items()
+            if isinstance(k, str) and isinstance(v, list) and len(v) == n
+            and all(isinstance(x, float) and math.isfinite(x) for x in v)}
 
 
 def _save_effects(split: _Split) -> None:
@@ -292,7 +239,8 @@ def _build_split(lm: LoadedModel, ps: PromptSet, split: _Split, *, play: bool,
                  cancelled: Callable[[], bool] | None) -> dict[str, Any]:
     import torch
 
-    from engine.hooks import act_name, forward
+    from engine.hooks import act_name, forward, unembed
+    from engine.interventions import Edit, group_means
     from engine.models import pad_rows
 
     RUNS["builds"] += 1
@@ -305,67 +253,48 @@ def _build_split(lm: LoadedModel, ps: PromptSet, split: _Split, *, play: bool,
     mlp_names = [act_name("mlp_out", layer) for layer in range(L)]
     out: dict[str, Any] = {"effects": {}}
     rows = torch.arange(n, device=lm.device)
+    metric = PuzzleMetric.from_prompts(ps)
     with torch.no_grad():
-        # corrupted run: means for ablation, outputs at the role positions for noising
+        # corrupted run: means for ablation, its activations as the source of noising
         run = forward(lm, corrupted, record=[*z_names, *(mlp_names if play else []), final],
                       logits="none")
         out["corrupted"] = split.metric(_resid_at(run.cache[final], split.at)).cpu()
-        templates = torch.tensor(ps.templates or [0] * n, device=lm.device)
-        lengths = torch.tensor(corrupted.lengths, device=lm.device)
-        width = corrupted.ids.shape[1]
-        present = (torch.arange(width, device=lm.device)[None] < lengths[:, None]).float()
-        weights = torch.zeros(n, n, width, device=lm.device)  # [prompt, source prompt, pos]
-        for t in templates.unique():
-            group = (templates == t).float()
-            w = present * group[:, None]
-            w = w / w.sum(0, keepdim=True).clamp(min=1)
-            weights[templates == t] = w[None]
-        out["means"] = torch.stack([
-            torch.einsum("bphd,nbp->nphd", run.cache[z_names[layer]], weights)
-            for layer in range(L)
-        ])  # [L, N, pos, H, d]
+        templates = ps.templates or [0] * n
+        out["means"] = torch.stack([group_means(run.cache[z_names[layer]], corrupted.lengths,
+                                                templates) for layer in range(L)])
         if play:
-            pos = split.pos  # [R, N]
-            out["zc_roles"] = torch.stack([
-                run.cache[z_names[layer]][rows[None], pos] for layer in range(L)
-            ])  # [L, R, N, H, d]
-            out["mlp_roles"] = torch.stack([
-                run.cache[mlp_names[layer]][rows[None], pos] for layer in range(L)
-            ])  # [L, R, N, d_model]
+            out["z_src"] = torch.stack([run.cache[z] for z in z_names])  # [L, N, pos, H, d]
+            out["mlp_src"] = torch.stack([run.cache[m] for m in mlp_names])  # [L, N, pos, D]
         del run
         if cancelled is not None and cancelled():
             raise InterruptedError("grading cancelled")
-        # clean run: metric, attention between roles, head outputs at the metric position
+        # clean run: metric, attention between roles, head outputs at the role positions
         resid_names = [act_name("resid_pre", layer) for layer in range(L)]
         record = [final] + ([act_name("pattern", layer) for layer in range(L)] + z_names
                             + resid_names if play else [])
         run = forward(lm, split.tokens, record=record, logits="none")
         resid_at = _resid_at(run.cache[final], split.at)
         out["clean"] = split.metric(resid_at).cpu()
+        out["answered"] = metric.answered(unembed(lm, resid_at)).float().cpu()
         if play:
             pos = split.pos
             att = []
             for layer in range(L):
                 pattern = run.cache[act_name("pattern", layer)]  # [N, H, q, k]
-                # [N, H, R(asker), R(responder)]
                 a = pattern[rows[:, None, None], :, pos.T[:, :, None], pos.T[:, None, :]]
                 att.append(a.permute(0, 3, 1, 2).mean(0))  # [H, R, R]
-            out["att"] = torch.stack(att).cpu()  # [L, H, R, R]
+            out["att"] = torch.stack(att).cpu()  # [L, H, R(asker), R(responder)]
             out["uniform"] = (1.0 / (pos.float() + 1)).mean(1).cpu()  # [R]
             out["resid"] = torch.stack([run.cache[n_] for n_ in resid_names])  # [L, N, pos, d]
-            out["z_at"] = torch.stack([run.cache[z_names[layer]][rows, split.at]
-                                       for layer in range(L)])  # [L, N, H, d]
-            grad_in = resid_at.detach().clone().requires_grad_(True)
+            out["z_roles"] = torch.stack([run.cache[z_names[layer]][rows[None], pos]
+                                          for layer in range(L)])  # [L, R, N, H, d]
+            out["final_roles"] = run.cache[final][rows[None], pos]  # [R, N, d]
+            out["final_at"] = resid_at  # [N, d]
         del run
         # every head ablated: the floor of faithfulness
         out["ablated"] = _all_heads_ablated_metric(lm, split, out["means"]).cpu()
-        # the same run is what an empty circuit's faithfulness asks for: remember it as such
-        no_heads = (frozenset(_all_heads(lm)), (), ())
-        out["effects"][_copy_key(no_heads)] = float(out["ablated"].mean())
-    if play:
-        with torch.enable_grad():
-            (grad,) = torch.autograd.grad(split.metric(grad_in).sum(), grad_in)
-        out["grad_at"] = grad.detach()  # [N, d_model]: d metric / d final resid
+        no_heads = Edit.of(ablate=_all_heads(lm))
+        out["effects"][no_heads.key()] = [float(x) for x in out["ablated"]]
     return out
 
 
@@ -373,153 +302,41 @@ def _all_heads_ablated_metric(lm: LoadedModel, split: _Split,
                               means: torch.Tensor) -> torch.Tensor:
     """Per-prompt metric with every head mean-ablated. No head reads anything then, so each
     layer is just its mean head outputs plus its MLP: attention is never computed."""
-    import torch
+    from engine.hooks import block_tail, embed
 
-    from engine.hooks import block_tail
-
-    transformer = lm.model.transformer
-    ids = split.tokens.ids
-    x = transformer.wte(ids) + transformer.wpe(torch.arange(ids.shape[1], device=ids.device))
+    x = embed(lm, split.tokens.ids)
     for layer in range(lm.n_layers):
         x = block_tail(lm, layer, x, means[layer])
     return split.metric(_resid_at(x, split.at))
 
 
-def _all_heads(lm: LoadedModel) -> list[tuple[int, int]]:
+def _all_heads(lm: LoadedModel) -> list[Head]:
     return [(layer, h) for layer in range(lm.n_layers) for h in range(lm.n_heads)]
 
 
-Copy = tuple[frozenset, tuple, tuple]
-"""One patched run: (heads mean-ablated everywhere, ((layer, head, role), ...) noised at the
-role's position, ((layer, role), ...) MLP outputs noised at the role's position)."""
+def _ensure(lm: LoadedModel, split: _Split, edits: Sequence[Edit]) -> None:
+    """Run (stacked) every edit whose per-prompt metric is not memoised yet."""
+    from engine import interventions
 
-
-def _run_metric(lm: LoadedModel, split: _Split, copies: Sequence[Copy], *,
-                means: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-prompt metric [K, N] for each copy, in stacked batches."""
-    import torch
-
-    from engine.hooks import act_name, forward
-    from engine.models import Tokens
-
-    means = split.data["means"] if means is None else means
-    n, final = split.n, _final_name(lm)
-    per_chunk = max(1, MAX_BATCH // n)
-    resid = split.data.get("resid")
-
-    def start(copy: Copy) -> int:
-        if resid is None:
-            return 0
-        abl, nz, mlp = copy
-        layers = [a for a, _ in abl] + [a for a, _, _ in nz] + [a for a, _ in mlp]
-        return min(layers, default=lm.n_layers - 1)
-
-    order = sorted(range(len(copies)), key=lambda i: start(copies[i]))
-    chunks: list[list[int]] = []
-    for i in order:  # copies that start at the same layer share a batch
-        if chunks and len(chunks[-1]) < per_chunk and start(copies[chunks[-1][0]]) == start(
-                copies[i]):
-            chunks[-1].append(i)
-        else:
-            chunks.append([i])
-    results: dict[int, torch.Tensor] = {}
-    RUNS["batches"] += len(chunks)
-    RUNS["copies"] += len(copies)
-    for idx in chunks:
-        chunk = [copies[i] for i in idx]
-        k = len(chunk)
-        first_layer = start(chunk[0])
-        hooks = {}
-        for layer in range(first_layer, lm.n_layers):
-            ablate = torch.zeros(k, lm.n_heads, dtype=torch.bool, device=lm.device)
-            noise: list[tuple[int, int, int]] = []
-            for c, (abl, nz, _mlp) in enumerate(chunk):
-                for (l_, h) in abl:
-                    if l_ == layer:
-                        ablate[c, h] = True
-                noise += [(c, h, r) for (l_, h, r) in nz if l_ == layer]
-            if ablate.any() or noise:
-                hooks[act_name("z", layer)] = _z_hook(split, layer, ablate, noise, means, k)
-            mlp = [(c, r) for c, (_a, _n, m) in enumerate(chunk) for (l_, r) in m if l_ == layer]
-            if mlp:
-                hooks[act_name("mlp_out", layer)] = _mlp_hook(split, layer, mlp, k)
-        tokens = Tokens(ids=split.tokens.ids.repeat(k, 1), lengths=list(split.tokens.lengths) * k)
-        with torch.no_grad():
-            if first_layer > 0:
-                run = forward(lm, tokens, record=[final], hooks=hooks, logits="none",
-                              start_layer=first_layer, resid=resid[first_layer].repeat(k, 1, 1))
-            else:
-                run = forward(lm, tokens, record=[final], hooks=hooks, logits="none")
-            values = split.metric(_resid_at(run.cache[final], split.at)).view(k, n)
-        for j, i in enumerate(idx):
-            results[i] = values[j].float().cpu()
-        del run
-    return torch.stack([results[i] for i in range(len(copies))])
-
-
-def _z_hook(split: _Split, layer: int, ablate, noise, means, k: int):
-    import torch
-
-    n = split.n
-
-    def hook(z: torch.Tensor) -> torch.Tensor:
-        z5 = z.view(k, n, *z.shape[1:]).clone()  # [K, N, pos, H, d]
-        if ablate.any():
-            z5 = torch.where(ablate[:, None, None, :, None], means[layer][None], z5)
-        if noise:
-            c_idx = torch.tensor([c for c, _, _ in noise], device=z.device)
-            h_idx = torch.tensor([h for _, h, _ in noise], device=z.device)
-            r_idx = torch.tensor([r for _, _, r in noise], device=z.device)
-            rows = torch.arange(n, device=z.device)
-            p = split.pos[r_idx]  # [M, N]
-            zc = split.data["zc_roles"][layer]  # [R, N, H, d]
-            z5[c_idx[:, None], rows[None], p, h_idx[:, None]] = zc[r_idx[:, None], rows[None],
-                                                                   h_idx[:, None]]
-        return z5.view(z.shape)
-
-    return hook
-
-
-def _mlp_hook(split: _Split, layer: int, entries, k: int):
-    import torch
-
-    n = split.n
-
-    def hook(out: torch.Tensor) -> torch.Tensor:
-        o4 = out.view(k, n, *out.shape[1:]).clone()
-        rows = torch.arange(n, device=out.device)
-        for c, r in entries:
-            o4[c, rows, split.pos[r]] = split.data["mlp_roles"][layer, r]
-        return o4.view(out.shape)
-
-    return hook
-
-
-def _copy_key(copy: Copy) -> str:
-    abl, nz, mlp = copy
-    return (";".join(f"{a}.{b}" for a, b in sorted(abl)) + "|"
-            + ";".join(f"{a}.{b}@{r}" for a, b, r in sorted(nz)) + "|"
-            + ";".join(f"{a}@{r}" for a, r in sorted(mlp)))
-
-
-def _ensure(lm: LoadedModel, split: _Split, copies: Sequence[Copy]) -> None:
-    """Run (stacked) every copy whose mean metric is not memoised yet."""
     missing, seen = [], set()
-    for c in copies:
-        key = _copy_key(c)
+    for e in edits:
+        key = e.key()
         if key not in split.effects and key not in seen:
             seen.add(key)
-            missing.append(c)
+            missing.append(e)
     if not missing:
         return
-    values = _run_metric(lm, split, missing).mean(1)
-    for c, v in zip(missing, values.tolist(), strict=True):
-        split.effects[_copy_key(c)] = float(v)
+    before = interventions.RUNNER["batches"]
+    values = interventions.run_edits(lm, split.state(), missing, max_batch=MAX_BATCH)
+    RUNS["batches"] += interventions.RUNNER["batches"] - before
+    RUNS["copies"] += len(missing)
+    for e, v in zip(missing, values, strict=True):
+        split.effects[e.key()] = [float(x) for x in v.tolist()]
     split.dirty = True
 
 
-def _value(split: _Split, copy: Copy) -> float:
-    return split.effects[_copy_key(copy)]
+def _values(split: _Split, edit: Edit) -> list[float]:
+    return split.effects[edit.key()]
 
 
 # --------------------------------------------------------------------------- detectors
@@ -578,7 +395,78 @@ def _head_scores(lm: LoadedModel) -> dict[str, Any]:
     return data
 
 
+# --------------------------------------------------------------------------- the task
+
+
+@dataclass
+class TaskCheck:
+    ok: bool
+    gap: float
+    noise: float  # standard error of the gap
+    accuracy: float
+    message: str
+
+
+def _mean_se(values: Sequence[float]) -> tuple[float, float]:
+    n = len(values)
+    if n == 0:
+        return 0.0, math.inf
+    mean = sum(values) / n
+    if n == 1:
+        return mean, 0.0  # one prompt has no spread to measure: its value is all we know
+    var = sum((v - mean) ** 2 for v in values) / (n - 1)
+    return mean, math.sqrt(var / n)
+
+
+def task_check(split: _Split, puzzle: Puzzle) -> TaskCheck:
+    """Does the model do the puzzle's task? The gap (clean minus corrupted) must be positive
+    and ``NOISE_Z`` standard errors clear of zero, and ``TASK_ACCURACY`` of the prompts must
+    be answered right."""
+    clean = [float(x) for x in split.data["clean"]]
+    corrupted = [float(x) for x in split.data["corrupted"]]
+    gap, se = _mean_se([a - b for a, b in zip(clean, corrupted, strict=True)])
+    acc = float(split.data["answered"].mean()) if "answered" in split.data else math.nan
+    what = _task_words(puzzle)
+    ok = gap > 0 and gap >= NOISE_Z * se and not acc < TASK_ACCURACY
+    if ok:
+        message = (f"the model does the task: {what} on {acc:.0%} of the prompts; the guess "
+                   f"changes by {gap:.2f} when the sentence is swapped (noise {se:.2f})")
+    elif not acc >= TASK_ACCURACY:
+        message = (f"this model does not do the task: {what} on only {acc:.0%} of the "
+                   f"prompts (it needs {TASK_ACCURACY:.0%}), so there is no circuit to find "
+                   f"(metric {split.clean:.2f} on the real sentences, "
+                   f"{split.corrupted:.2f} on the swapped ones)")
+    else:
+        message = (f"this model does not do the task: swapping the sentence changes the guess "
+                   f"by {gap:.2g}, inside its own noise ({se:.2g}), so nothing here can be "
+                   "measured")
+    return TaskCheck(ok, gap, se, acc, message)
+
+
+def _task_words(puzzle: Puzzle) -> str:
+    m = puzzle.metric
+    if m.kind == "logit_diff":
+        return f"{m.at} prefers {m.correct} over {m.wrong}"
+    if m.kind == "logprob":
+        return f"{m.at}'s top guess is {m.correct}"
+    return f"{m.at} puts more weight on numbers above {m.correct} than below"
+
+
 # --------------------------------------------------------------------------- grading
+
+
+@dataclass
+class _Group:
+    """A question's heads in one round and what they do together."""
+
+    heads: list[Head]
+    effect: float = 0.0  # noising them at the asker, fraction of the gap (sign: helps)
+    noise: float = math.inf  # its standard error
+    direct: float = 0.0  # the same change reaching the guess by the direct path only
+    queries: float = 0.0  # the same change reaching only later heads' queries
+    ablate: frozenset = frozenset()
+    passes: bool = False  # the card's mechanism holds (sign and share)
+    why: str = ""  # in words, when it does not
 
 
 class _Judge:
@@ -593,6 +481,7 @@ class _Judge:
         self.gap = play.clean - play.corrupted
         self.att = play.data["att"]  # [L, H, R, R]
         self.uniform = play.data["uniform"]  # [R]
+        self._copy: dict[tuple, float] = {}
 
     # ---- attention -------------------------------------------------------------------
     def visible(self, asker: str) -> list[str]:
@@ -605,259 +494,416 @@ class _Judge:
     def attention(self, layer: int, head: int, asker: str, responder: str) -> float:
         return float(self.att[layer, head, self.r[asker], self.r[responder]])
 
-    def top_role(self, layer: int, head: int, asker: str) -> tuple[str | None, float]:
-        """The role this head, at the asker, attends to most, if it beats a uniform spread
-        by UNIFORM_MULT and every other role."""
+    def even(self, asker: str) -> float:
+        return float(self.uniform[self.r[asker]])
+
+    def top_role(self, layer: int, head: int, asker: str) -> str | None:
+        """The role this head, at the asker, listens to most, if it beats an even spread by
+        UNIFORM_MULT and every other role."""
         vis = self.visible(asker)
         if not vis:
-            return None, 0.0
-        values = [(self.attention(layer, head, asker, r), r) for r in vis]
-        values.sort(reverse=True)
+            return None
+        values = sorted(((self.attention(layer, head, asker, r), r) for r in vis), reverse=True)
         best, role = values[0]
         runner_up = values[1][0] if len(values) > 1 else 0.0
-        if best >= UNIFORM_MULT * float(self.uniform[self.r[asker]]) and best > runner_up:
-            return role, best
-        return None, best
+        if best >= UNIFORM_MULT * self.even(asker) and best > runner_up:
+            return role
+        return None
 
-    # ---- detectors -------------------------------------------------------------------
-    def effect_of(self, heads: Sequence[tuple[int, int]], asker: str,
-                  ablate: frozenset = frozenset()) -> float:
-        """Noising ``heads`` at the asker (on top of ``ablate``): fraction of the gap."""
-        if not heads or abs(self.gap) < 1e-6:
-            return 0.0
-        base = _value(self.play, (ablate, (), ()))
-        patched = _value(self.play, self._noise_copy(heads, asker, ablate))
-        return (base - patched) / self.gap
-
-    def _noise_copy(self, heads, asker, ablate=frozenset()) -> Copy:
-        r = self.r[asker]
-        return (ablate, tuple(sorted((l_, h, r) for l_, h in heads)), ())
-
-    def need_effects(self, groups: Sequence[tuple[Sequence[tuple[int, int]], str]],
-                     ablate: frozenset = frozenset()) -> None:
-        copies = [(ablate, (), ())] + [self._noise_copy(h, a, ablate) for h, a in groups if h]
-        _ensure(self.lm, self.play, copies)
-
-    def direct_effect(self, layer: int, head: int, asker: str) -> float:
-        """First-order effect of noising the head at the asker through the direct path to the
-        logits only (zero unless the asker is where the metric is read)."""
-        import torch
-
-        from engine.hooks import w_out
-
-        if abs(self.gap) < 1e-6:
-            return 0.0
-        pos = self.play.pos[self.r[asker]]
-        same = pos == self.play.at
-        if not bool(same.any()):
-            return 0.0
-        zc = self.play.data["zc_roles"][layer, self.r[asker], :, head]  # [N, d]
-        zclean = self.play.data["z_at"][layer, :, head]  # [N, d]
-        with torch.no_grad():
-            delta = (zc - zclean) @ w_out(self.lm, layer)[head]  # [N, d_model]
-            change = (delta * self.play.data["grad_at"]).sum(-1) * same.float()
-        return float(-change.mean()) / self.gap
-
-    def detector(self, card: str, layer: int, head: int, asker: str) -> tuple[bool, float]:
-        """Whether the card's detector agrees for this head, and its score."""
-        from engine.puzzle import CARDS
-
-        det = CARDS[card].detector
-        if det is None:
-            return True, math.nan
-        if det in ATTENTION_DETECTORS:
-            score = float(self.scores[SCORE_INDEX[det], layer, head])
-            base = self.heads_data["uniform_every" if det == "previous_token"
-                                   else "uniform_second"]
-            return score >= DETECTOR_UNIFORM_MULT * base, score
-        if det in ("copy", "negative_copy"):
-            score = float(self.scores[SCORE_INDEX[det], layer, head])
-            return score >= COPY_MIN, score
-        if det == "s_inhibition":
-            # It works through later heads, not by writing the answer itself: its effect
-            # minus its direct effect on the logits (both noising at the asker) is large,
-            # and larger than the direct effect.
-            total = self.effect_of([(layer, head)], asker)
-            direct = self.direct_effect(layer, head, asker)
-            indirect = total - direct
-            return indirect >= EFFECT_MIN and indirect > abs(direct), indirect
-        return False, math.nan
-
-    # ---- candidates ------------------------------------------------------------------
-    def attending(self, layers: Sequence[int], asker: str) -> dict[tuple[int, int], str]:
+    def listeners(self, layers: Sequence[int], asker: str) -> dict[Head, str]:
         out = {}
         for layer in layers:
             for h in range(self.lm.n_heads):
-                role, _ = self.top_role(layer, h, asker)
+                role = self.top_role(layer, h, asker)
                 if role is not None:
                     out[(layer, h)] = role
         return out
 
-    def prepare_detectors(self, card: str, heads: Sequence[tuple[int, int]], asker: str) -> None:
-        from engine.puzzle import CARDS
+    # ---- what a head is ----------------------------------------------------------------
+    def ratio(self, det: str, layer: int, head: int) -> float:
+        score = float(self.scores[SCORE_INDEX[det], layer, head])
+        base = self.heads_data["uniform_every" if det == "previous_token" else "uniform_second"]
+        return score / base if base > 0 else 0.0
 
-        if CARDS[card].detector == "s_inhibition":
-            self.need_effects([([h], asker) for h in heads])
+    def copy_z(self, layer: int, head: int, asker: str, responder: str) -> float:
+        """In-context copying: how far the head's write at the asker raises the logit of the
+        responder's own token, in standard deviations of its effect on every token (mean over
+        the prompts). A null baseline: a head writing noise scores about 0."""
+        key = (layer, head, asker, responder)
+        if key in self._copy:
+            return self._copy[key]
+        import torch
 
-    def candidates(self, layers: Sequence[int], asker: str, card: str, responder: str
-                   ) -> list[tuple[int, int]]:
-        heads = [h for h, role in self.attending(layers, asker).items() if role == responder]
-        self.prepare_detectors(card, heads, asker)
-        return [h for h in heads if self.detector(card, *h, asker)[0]]
+        from engine.hooks import unembed, w_out
 
-    def evidence(self, heads: Sequence[tuple[int, int]], asker: str, card: str,
-                 responder: str | None, *, effects: bool = True,
-                 ablate: frozenset = frozenset()) -> list[HeadEvidence]:
-        """Evidence for up to MAX_EVIDENCE heads, most attentive first. Each head's effect is
-        measured like the question's: on top of ``ablate`` (a backup name mover's name movers
-        silenced). Without ``effects`` (heads that cannot be candidates anyway) no patched run
-        is spent on them: effect is nan, and so is an s-inhibition score, which is itself an
-        effect."""
-        from engine.puzzle import CARDS
+        p = self.play
+        a, r = self.r[asker], self.r[responder]
+        rows = torch.arange(p.n, device=p.tokens.ids.device)
+        tok = p.tokens.ids[rows, p.pos[r]]
+        with torch.no_grad():
+            write = p.data["z_roles"][layer, a, :, head] @ w_out(self.lm, layer)[head]
+            base = p.data["final_roles"][a]
+            delta = (unembed(self.lm, base) - unembed(self.lm, base - write)).float()
+            z = (delta[rows, tok] - delta.mean(-1)) / delta.std(-1).clamp(min=1e-12)
+        value = float(z.mean())
+        self._copy[key] = value
+        return value
 
-        heads = sorted(heads, key=lambda h: -self.attention(*h, asker, responder)
+    def fits(self, card: str, layer: int, head: int, asker: str, responder: str
+             ) -> tuple[bool, float, str]:
+        """Whether a listening head is the card's kind of head, its score, and why not."""
+        if card in PATTERN_CARDS:
+            det = PATTERN_CARDS[card]
+            ratios = {d: self.ratio(d, layer, head) for d in ATTENTION_DETECTORS}
+            score = float(self.scores[SCORE_INDEX[det], layer, head])
+            if ratios[det] < DETECTOR_UNIFORM_MULT:
+                return False, score, (f"on repeated random words it scores only "
+                                      f"{ratios[det]:.1f}x an even head as a "
+                                      f"{det.replace('_', '-')} head")
+            best = max(ratios, key=lambda d: ratios[d])
+            if best != det:
+                return False, score, (f"on repeated random words it looks more like a "
+                                      f"{best.replace('_', '-')} head ({ratios[best]:.1f}x "
+                                      f"an even head, against {ratios[det]:.1f}x)")
+            return True, score, ""
+        z = self.copy_z(layer, head, asker, responder)
+        if card in COPY_SIGN:
+            sign = COPY_SIGN[card]
+            if sign * z >= COPY_Z:
+                return True, z, ""
+            if sign > 0:
+                return False, z, (f"what it says does not carry {responder}'s word into the "
+                                  f"guess (copy score {z:.1f}; a copier scores {COPY_Z:.0f} "
+                                  "or more)")
+            return False, z, (f"what it says does not push against {responder}'s word "
+                              f"(copy score {z:.1f}; it needs -{COPY_Z:.0f} or less)")
+        if card == "s-inhibition":
+            if z >= COPY_Z:
+                return False, z, (f"it says {responder}'s word into the guess itself (copy "
+                                  f"score {z:.1f}): that is moving a name, not warning "
+                                  "the others off it")
+            return True, z, ""
+        return False, math.nan, "this card has no test"
+
+    # ---- effects -----------------------------------------------------------------------
+    def need(self, edits: Sequence[Edit]) -> None:
+        _ensure(self.lm, self.play, edits)
+
+    def noise_edit(self, heads: Sequence[Head], asker: str, ablate: frozenset = frozenset()
+                   ) -> Edit:
+        from engine.interventions import Edit
+
+        return Edit.of(ablate=ablate, z=[(l_, h, asker) for l_, h in heads])
+
+    def base_edit(self, ablate: frozenset = frozenset()) -> Edit:
+        from engine.interventions import Edit
+
+        return Edit.of(ablate=ablate)
+
+    def change(self, edit: Edit, ablate: frozenset = frozenset()) -> tuple[float, float]:
+        """(mean, standard error) of (base - patched) / gap over the prompts."""
+        base = _values(self.play, self.base_edit(ablate))
+        new = _values(self.play, edit)
+        mean, se = _mean_se([a - b for a, b in zip(base, new, strict=True)])
+        g = abs(self.gap) if abs(self.gap) > 0 else 1.0
+        return mean / g, se / g
+
+    def direct(self, heads: Sequence[Head], asker: str) -> float:
+        """Noising the heads at the asker, with the change reaching the guess by the direct
+        path only (exact: the final norm is recomputed). Zero unless the asker is where the
+        guess is read."""
+        import torch
+
+        from engine.hooks import w_out
+
+        p = self.play
+        pos = p.pos[self.r[asker]]
+        same = pos == p.at
+        if not heads or not bool(same.any()) or abs(self.gap) == 0:
+            return 0.0
+        rows = torch.arange(p.n, device=pos.device)
+        a = self.r[asker]
+        with torch.no_grad():
+            delta = torch.zeros_like(p.data["final_at"])
+            for layer, h in heads:
+                dz = p.data["z_src"][layer][rows, pos, h] - p.data["z_roles"][layer, a, :, h]
+                delta = delta + dz @ w_out(self.lm, layer)[h]
+            delta = delta * same[:, None].to(delta.dtype)
+            base = p.metric(p.data["final_at"])
+            new = p.metric(p.data["final_at"] + delta)
+        return float((base - new).mean()) / abs(self.gap)
+
+    def measure(self, card: str, heads: list[Head], asker: str,
+                ablate: frozenset = frozenset()) -> _Group:
+        from engine.interventions import Edit
+
+        g = _Group(heads=heads, ablate=ablate)
+        if not heads:
+            return g
+        edits = [self.base_edit(ablate), self.noise_edit(heads, asker, ablate)]
+        if card == "s-inhibition":
+            edits.append(Edit.of(q_path=[(l_, h, asker) for l_, h in heads]))
+        self.need(edits)
+        g.effect, g.noise = self.change(edits[1], ablate)
+        sign = COPY_SIGN.get(card, 1.0) if card != "backup-name-mover" else 1.0
+        if card == "s-inhibition":
+            g.queries, _ = self.change(edits[2])
+            g.direct = self.direct(heads, asker)
+            if g.queries < EFFECT_MIN or g.queries < SHARE_MIN * g.effect \
+                    or g.queries <= abs(g.direct):
+                g.why = (f"they change the guess by {g.effect:.0%} of the gap, but only "
+                         f"{g.queries:.0%} of it through the later heads' questions"
+                         + (f" ({g.direct:.0%} directly)" if g.direct else "")
+                         + ": a warning works through what later people ask")
+            else:
+                g.passes = True
+        elif card in ("name-mover", "copy", "negative-name-mover"):
+            g.direct = self.direct(heads, asker)
+            if sign * g.direct < EFFECT_MIN or sign * g.direct < SHARE_MIN * sign * g.effect:
+                where = ("" if self.direct_reaches(asker) else
+                         f": what is said at {asker} does not reach the guess, "
+                         f"which is made at {self.puzzle.metric.at}")
+                g.why = (f"their words reach the guess directly by only "
+                         f"{sign * g.direct:.0%} of the gap{where}")
+            else:
+                g.passes = True
+        else:
+            g.passes = True
+        return g
+
+    def direct_reaches(self, asker: str) -> bool:
+        return bool((self.play.pos[self.r[asker]] == self.play.at).any())
+
+    def measurable(self, g: _Group, sign: float) -> bool:
+        value = sign * g.effect
+        return value >= NOISE_Z * g.noise or (g.direct and abs(g.direct) >= EFFECT_MIN
+                                              and math.isfinite(g.noise) and sign * g.direct
+                                              >= NOISE_Z * g.noise)
+
+    # ---- candidates ------------------------------------------------------------------
+    def fitting(self, layers: Sequence[int], asker: str, card: str, responder: str
+                ) -> tuple[list[Head], list[tuple[Head, str]]]:
+        """The round's heads that listen to the responder and fit the card, and the
+        listeners that do not fit (with why)."""
+        fit, misfit = [], []
+        for h, role in self.listeners(layers, asker).items():
+            if role != responder:
+                continue
+            ok, _score, why = self.fits(card, *h, asker, responder)
+            (fit if ok else misfit).append(h if ok else (h, why))
+        return fit, misfit
+
+    def primaries(self, asker: str, responder: str) -> list[Head]:
+        """Name movers that do the job while everyone is there: in any round, listening to
+        the responder, copying its word, with their own direct effect above PRIMARY_MIN."""
+        out = []
+        layers = [layer for rnd in self.block.rounds for layer in self.block.layers(rnd)]
+        for h, role in self.listeners(layers, asker).items():
+            if role == responder and self.fits("name-mover", *h, asker, responder)[0] \
+                    and self.direct([h], asker) >= PRIMARY_MIN:
+                out.append(h)
+        return out
+
+    def group_for(self, card: str, layers: Sequence[int], asker: str, responder: str
+                  ) -> tuple[_Group, list[tuple[Head, str]]]:
+        fit, misfit = self.fitting(layers, asker, card, responder)
+        ablate: frozenset = frozenset()
+        if card == "backup-name-mover":
+            primary = self.primaries(asker, responder)
+            fit = [h for h in fit if h not in primary]
+            ablate = frozenset(primary)
+        return self.measure(card, fit, asker, ablate), misfit
+
+    def evidence(self, g: _Group, card: str, asker: str, responder: str | None
+                 ) -> list[HeadEvidence]:
+        """Each head of the group alone, measured like the group (the same mechanism), with
+        its share of the group's value."""
+        from engine.interventions import Edit
+
+        heads = sorted(g.heads, key=lambda h: -self.attention(*h, asker, responder)
                        if responder else 0.0)[:MAX_EVIDENCE]
-        if effects:
-            self.need_effects([([h], asker) for h in heads], ablate)
+        if card == "s-inhibition":
+            self.need([Edit.of(q_path=[(l_, h, asker)]) for l_, h in heads])
+        else:
+            self.need([self.noise_edit([h], asker, g.ablate) for h in heads])
         out = []
         for layer, h in heads:
-            costly = CARDS[card].detector == "s_inhibition"
+            if card == "s-inhibition":
+                own, group = self.change(Edit.of(q_path=[(layer, h, asker)]))[0], g.queries
+            elif card in ("name-mover", "copy", "negative-name-mover"):
+                own, group = self.direct([(layer, h)], asker), g.direct
+            else:
+                own = self.change(self.noise_edit([(layer, h)], asker, g.ablate), g.ablate)[0]
+                group = g.effect
+            det = PATTERN_CARDS.get(card)
+            score = (float(self.scores[SCORE_INDEX[det], layer, h]) if det else
+                     self.copy_z(layer, h, asker, responder) if responder else math.nan)
+            effect = self.change(self.noise_edit([(layer, h)], asker, g.ablate), g.ablate)[0] \
+                if card not in ("s-inhibition",) else own
             out.append(HeadEvidence(
                 head=f"{layer}.{h}", layer=layer, index=h,
                 attention=self.attention(layer, h, asker, responder) if responder else math.nan,
-                detector=(self.detector(card, layer, h, asker)[1]
-                          if effects or not costly else math.nan),
-                effect=self.effect_of([(layer, h)], asker, ablate) if effects else math.nan,
-            ))
+                detector=score, effect=effect,
+                share=own / group if abs(group) > 1e-9 else math.nan))
         return out
 
     # ---- the verdict -----------------------------------------------------------------
-    def judge_question(self, q: Question, given: bool) -> tuple[QuestionReport, list]:
+    def judge_question(self, q: Question, given: bool, task: TaskCheck
+                       ) -> tuple[QuestionReport, list[Head]]:
         from engine.puzzle import CARDS
 
         card = CARDS[q.card]
         rep = QuestionReport(q.round, q.asker, q.card, q.responder, given, "invalid", "")
         layers = list(self.block.layers(q.round))
+        if not task.ok:
+            rep.verdict = "not-measurable"
+            rep.message = "not graded: " + task.message
+            return rep, []
         if not card.responder:
-            return self.judge_think(q, rep, layers), []
+            return self.judge_think(q, rep, layers)
         a, p = q.asker, q.responder
-        ask = f"\u201c{card.plain}\u201d"
-        sign = -1.0 if q.card == "negative-name-mover" else 1.0
-        ablate = self.backup_ablation(q, layers)
+        assert p is not None
+        sign = COPY_SIGN.get(q.card, 1.0) if q.card != "backup-name-mover" else 1.0
+        even = self.even(a)
 
-        cands = self.candidates(layers, a, q.card, p)
-        self.need_effects([(cands, a)], ablate)
-        effect = self.effect_of(cands, a, ablate) if cands else 0.0
-        rep.effect = effect
-        if cands and sign * effect >= EFFECT_MIN:
-            rep.verdict = "confirmed"
-            rep.heads = self.evidence(cands, a, q.card, p, ablate=ablate)
+        g, misfit = self.group_for(q.card, layers, a, p)
+        rep.effect = g.effect
+        rep.numbers = {"effect": g.effect, "noise": g.noise, "direct": g.direct,
+                       "through_queries": g.queries}
+        names = [f"{l_}.{h}" for l_, h in g.heads]
+        if g.heads:
+            rep.heads = self.evidence(g, q.card, a, p)
             best = max(rep.heads, key=lambda e: e.attention)
-            rep.message = (f"in round {q.round}, {a} asks {p} {ask}: head {best.head} gives "
-                           f"{p} {best.attention:.2f} of its attention; "
-                           + (f"it moves the guess by {effect:.0%}" if len(cands) == 1 else
-                              f"together the {len(cands)} heads move the guess by {effect:.0%}"))
-            return rep, cands
+            listen = (f"in round {q.round}, {a} asks {p} this: "
+                      + (f"{len(g.heads)} heads listen to {p} (the most attentive gives it "
+                         f"{best.attention:.2f} of its attention" if len(g.heads) > 1 else
+                         f"a head gives {p} {best.attention:.2f} of its attention")
+                      + (")" if len(g.heads) > 1 else "")
+                      + f", an even spread would give {even:.2f}")
+            together = "together they move" if len(g.heads) > 1 else "it moves"
+            moved = f"{together} the guess by {g.effect:.0%} of the gap"
+            backup = (" with the main name movers silenced" if q.card == "backup-name-mover"
+                      else "")
+            strong = sign * g.effect >= EFFECT_MIN or (
+                q.card in COPY_SIGN and sign * g.direct >= EFFECT_MIN)
+            if g.passes and strong:
+                if not self.measurable(g, sign):
+                    rep.verdict = "not-measurable"
+                    rep.message = (f"{listen}; {moved}{backup}, but that is inside the noise "
+                                   f"of these prompts ({g.noise:.0%} either way)")
+                    return rep, []
+                rep.verdict = "confirmed"
+                rep.message = f"{listen}; {moved}{backup}" + self._mechanism_words(q.card, g)
+                return rep, list(g.heads)
+            if not g.passes and sign * g.effect >= EFFECT_MIN:
+                # real listeners with an effect, but not by this card's mechanism
+                rep.verdict = "no-such-question"
+                rep.message = (f"in round {q.round}, the heads through which {a} listens to "
+                               f"{p} do not do what this card says: {g.why}")
+                rep.reveal = {"heads": names}
+                return rep, []
+            if sign * g.effect < EFFECT_MIN:
+                rep.verdict = "not-needed"
+                rep.message = (f"{listen}; but the guess hardly depends on it: {moved}"
+                               f"{backup} (a question that matters moves it by "
+                               f"{EFFECT_MIN:.0%} or more)")
+                return rep, list(g.heads)
+            rep.verdict = "no-such-question"
+            rep.message = (f"in round {q.round}, the heads through which {a} listens to {p} "
+                           f"do not do what this card says: {g.why}")
+            return rep, []
+
+        # no head of this round fits: whom do the card's heads here listen to instead?
+        others: dict[str, list[Head]] = {}
+        for h, role in self.listeners(layers, a).items():
+            if role != p and self.fits(q.card, *h, a, role)[0]:
+                others.setdefault(role, []).append(h)
+        for role, hs in sorted(others.items(), key=lambda kv: -len(kv[1])):
+            og = self.measure(q.card, hs, a)
+            if og.passes and sign * og.effect >= EFFECT_MIN:
+                best_p = max(self.attention(*h, a, p) for h in hs)
+                rep.verdict = "wrong-responder"
+                rep.message = (f"in round {q.round}, the heads that let {a} ask this "
+                               f"listen to someone else: they give {p} at most "
+                               f"{best_p:.2f} of their attention (an even spread gives "
+                               f"{even:.2f})")
+                rep.reveal = {"responder": role, "heads": [f"{l_}.{h}" for l_, h in hs]}
+                rep.numbers = {"attention": best_p, "even": even}
+                return rep, []
 
         # the same question in another round?
-        elsewhere = []
         for other in self.block.rounds:
             if other == q.round:
                 continue
-            o_layers = list(self.block.layers(other))
-            o_cands = self.candidates(o_layers, a, q.card, p)
-            if o_cands:
-                o_abl = self.backup_ablation(q, o_layers)
-                self.need_effects([(o_cands, a)], o_abl)
-                o_eff = self.effect_of(o_cands, a, o_abl)
-                if sign * o_eff >= EFFECT_MIN:
-                    elsewhere.append((sign * o_eff, other, o_cands, o_abl))
-        if elsewhere:
-            _, other, o_cands, o_abl = max(elsewhere, key=lambda t: t[0])
-            rep.verdict = "wrong-round"
-            rep.heads = self.evidence(o_cands, a, q.card, p, ablate=o_abl)[:MAX_EVIDENCE]
-            best = max(rep.heads, key=lambda e: e.attention)
-            rep.message = (f"{a} asks {p} {ask} in round {other} (head {best.head}, "
-                           f"{best.attention:.2f} of its attention), not in round {q.round}")
-            return rep, []
-
-        # the card's heads in this round attend to someone else?
-        attending = self.attending(layers, a)
-        others = [h for h, role in attending.items() if role != p]
-        self.prepare_detectors(q.card, others, a)
-        by_role: dict[str, list] = {}
-        for h in others:
-            if self.detector(q.card, *h, a)[0]:
-                by_role.setdefault(attending[h], []).append(h)
-        if by_role:
-            self.need_effects([(hs, a) for hs in by_role.values()], ablate)
-            role, hs = max(by_role.items(),
-                           key=lambda kv: (sign * self.effect_of(kv[1], a, ablate),
-                                           max(self.attention(*h, a, kv[0]) for h in kv[1])))
-            best = max(hs, key=lambda h: self.attention(*h, a, role))
-            rep.verdict = "wrong-responder"
-            rep.heads = self.evidence(hs, a, q.card, role, ablate=ablate)[:MAX_EVIDENCE]
-            rep.message = (f"in round {q.round}, {a} mostly asks {role} "
-                           f"({self.attention(*best, a, role):.2f}, head {best[0]}.{best[1]}), "
-                           f"not {p} ({self.attention(*best, a, p):.2f})")
-            return rep, []
-
-        if cands:
-            rep.verdict = "not-needed"
-            rep.heads = self.evidence(cands, a, q.card, p, ablate=ablate)[:MAX_EVIDENCE]
-            rep.message = (f"in round {q.round}, {a} does ask {p} {ask} (head "
-                           f"{rep.heads[0].head}), but the guess does not depend on it "
-                           f"(it moves by {effect:.0%})")
-            return rep, []
+            og, _ = self.group_for(q.card, list(self.block.layers(other)), a, p)
+            if og.heads and og.passes and sign * og.effect >= EFFECT_MIN:
+                near = max((self.attention(layer, h, a, p), (layer, h)) for layer in layers
+                           for h in range(self.lm.n_heads))
+                rep.verdict = "wrong-round"
+                rep.message = (f"in round {q.round}, no head lets {a} ask {p} this (the "
+                               f"closest gives {p} {near[0]:.2f} of its attention, an even "
+                               f"spread {even:.2f}); the line does ask it, but in another "
+                               "round")
+                rep.reveal = {"round": other, "heads": [f"{l_}.{h}" for l_, h in og.heads]}
+                rep.numbers = {"attention": near[0], "even": even}
+                return rep, []
 
         rep.verdict = "no-such-question"
-        near = sorted(((self.attention(layer, h, a, p), (layer, h)) for layer in layers
-                       for h in range(self.lm.n_heads)), reverse=True)[:3]
-        rep.heads = self.evidence([h for _, h in near], a, q.card, p, effects=False)
-        msg = f"no head in round {q.round} lets {a} ask {p} {ask}"
-        if rep.heads:
-            e = rep.heads[0]
-            uni = float(self.uniform[self.r[a]])
-            msg += (f": the closest, head {e.head}, gives {p} {e.attention:.2f} of its "
-                    f"attention (a uniform spread gives {uni:.2f})")
-            if not math.isnan(e.detector):
-                msg += f" and scores {e.detector:.2f} as a {card.technical}"
-        rep.message = msg
+        if misfit:
+            (layer, h), why = max(misfit, key=lambda m: self.attention(*m[0], a, p))
+            rep.message = (f"in round {q.round}, {a} does listen to {p} (a head gives it "
+                           f"{self.attention(layer, h, a, p):.2f} of its attention), but not "
+                           f"with this question: {why}")
+            rep.reveal = {"heads": [f"{l_}.{h_}" for (l_, h_), _ in misfit]}
+            return rep, []
+        near = max((self.attention(layer, h, a, p), (layer, h)) for layer in layers
+                   for h in range(self.lm.n_heads))
+        rep.message = (f"in round {q.round}, nobody lets {a} ask {p} this: the closest head "
+                       f"gives {p} {near[0]:.2f} of its attention (an even spread gives "
+                       f"{even:.2f}), not clearly more than it gives the others")
+        rep.numbers = {"attention": near[0], "even": even}
         return rep, []
 
-    def backup_ablation(self, q: Question, layers: Sequence[int]) -> frozenset:
-        """Backup name movers act only when the name movers are gone: their effect is measured
-        with the round's name-mover candidates mean-ablated."""
-        if q.card != "backup-name-mover" or q.responder is None:
-            return frozenset()
-        movers = self.candidates(layers, q.asker, "name-mover", q.responder)
-        return frozenset(movers)
+    @staticmethod
+    def _mechanism_words(card: str, g: _Group) -> str:
+        if card == "s-inhibition":
+            return (f"; {g.queries:.0%} of the gap goes through what later heads ask, "
+                    f"{g.direct:.0%} directly")
+        if card in ("name-mover", "copy", "negative-name-mover"):
+            return f" ({g.direct:.0%} directly into the guess)"
+        return ""
 
     def judge_think(self, q: Question, rep: QuestionReport, layers: Sequence[int]
-                    ) -> QuestionReport:
-        r = self.r[q.asker]
-        copy = (frozenset(), (), tuple((layer, r) for layer in layers))
-        _ensure(self.lm, self.play, [(frozenset(), (), ()), copy])
-        effect = 0.0
-        if abs(self.gap) >= 1e-6:
-            effect = (_value(self.play, (frozenset(), (), ())) - _value(self.play, copy)) / self.gap
+                    ) -> tuple[QuestionReport, list[Head]]:
+        from engine.interventions import Edit
+
+        edit = Edit.of(mlp=[(layer, q.asker) for layer in layers])
+        self.need([self.base_edit(), edit])
+        effect, noise = self.change(edit)
         rep.effect = effect
-        if effect >= EFFECT_MIN:
+        rep.numbers = {"effect": effect, "noise": noise}
+        if effect >= EFFECT_MIN and effect >= NOISE_Z * noise:
             rep.verdict = "confirmed"
             rep.message = (f"in round {q.round}, what {q.asker} thinks matters: replacing it "
-                           f"moves the guess by {effect:.0%}")
+                           f"moves the guess by {effect:.0%} of the gap")
+        elif effect >= EFFECT_MIN:
+            rep.verdict = "not-measurable"
+            rep.message = (f"in round {q.round}, replacing what {q.asker} thinks moves the "
+                           f"guess by {effect:.0%} of the gap, inside the noise ({noise:.0%})")
         else:
             rep.verdict = "not-needed"
             rep.message = (f"in round {q.round}, what {q.asker} thinks barely matters "
-                           f"(the guess moves by {effect:.0%})")
-        return rep
+                           f"(the guess moves by {effect:.0%} of the gap)")
+        return rep, []
 
     # ---- faithfulness ----------------------------------------------------------------
-    def faithfulness(self, split: _Split, keep: set[tuple[int, int]]) -> float:
-        ablate = frozenset(h for h in _all_heads(self.lm) if h not in keep)
-        copy = (ablate, (), ())
-        _ensure(self.lm, split, [copy])
-        return self._faith(split, _value(split, copy))
+    def faithfulness(self, split: _Split, keep: set[Head]) -> float:
+        from engine.interventions import Edit
+
+        edit = Edit.of(ablate=[h for h in _all_heads(self.lm) if h not in keep])
+        _ensure(self.lm, split, [edit])
+        values = _values(split, edit)
+        return self._faith(split, sum(values) / len(values))
 
     @staticmethod
     def _faith(split: _Split, value: float) -> float:
@@ -869,31 +915,11 @@ class _Judge:
 
 def _invalid(q: Question, puzzle: Puzzle, block: ModelBlock, roles: list[str],
              ps: PromptSet) -> str | None:
-    """Why a question cannot be graded at all, or None."""
-    from engine.puzzle import CARDS, did_you_mean
+    """Why a question cannot be graded at all, or None (``engine.puzzle.question_problem``,
+    the one rule the validator uses too)."""
+    from engine.puzzle import question_problem
 
-    if q.round not in block.rounds:
-        return (f"there is no round {q.round!r}{did_you_mean(q.round, block.rounds)}; "
-                f"rounds are {', '.join(block.rounds)}")
-    if q.card not in CARDS or q.card not in puzzle.cards:
-        return (f"the card {q.card!r} is not offered in this puzzle"
-                f"{did_you_mean(q.card, puzzle.cards)}")
-    if q.asker not in roles:
-        return f"nobody called {q.asker!r} stands in the line{did_you_mean(q.asker, roles)}"
-    card = CARDS[q.card]
-    if not card.responder:
-        return None if q.responder is None else f"{q.card} is not a question: no one answers it"
-    if q.responder is None:
-        return f"the {q.card} card needs a responder"
-    if q.responder not in roles:
-        return (f"nobody called {q.responder!r} stands in the line"
-                f"{did_you_mean(q.responder, roles)}")
-    if q.responder == q.asker:
-        return f"{q.asker} cannot ask themself"
-    if any(r >= a for r, a in zip(ps.roles[q.responder], ps.roles[q.asker], strict=True)):
-        return (f"{q.responder} stands in front of {q.asker}: a question is heard only by "
-                "the people behind the asker")
-    return None
+    return question_problem(q, puzzle, block, ps.roles)
 
 
 def _normalise(q: Question) -> Question:
@@ -936,13 +962,13 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
 
     t2 = time.perf_counter()
     judge = _Judge(puzzle, block, lm, play, heads, roles)
+    task = task_check(play, puzzle)
     problems: list[str] = []
     wrong_puzzle = bool(circuit.puzzle) and circuit.puzzle != puzzle.id
     if wrong_puzzle:
         problems.append(f"this circuit is for {circuit.puzzle!r}, not {puzzle.id!r}")
-    if abs(judge.gap) < 1e-6:
-        problems.append("on this model the clean and corrupted prompts give the same metric: "
-                        "nothing here can move it")
+    if not task.ok:
+        problems.append(task.message)
 
     # the questions: the given ones first, then the player's (repeats of a given one merge)
     given = [_normalise(q) for q in block.given]
@@ -958,25 +984,25 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
         seen.add(q)
         placed.append((q, False))
 
-    used: list[list[tuple[int, int]]] = []
+    used: list[list[Head]] = []
     for i, (q, is_given) in enumerate(placed):
-        step("judging", 0.7 + 0.2 * i / max(1, len(placed)))
+        step("judging", 0.6 + 0.3 * i / max(1, len(placed)))
         why = _invalid(q, puzzle, block, roles, ps_play)
         if why is not None:
             reports.append(QuestionReport(q.round, q.asker, q.card, q.responder, is_given,
                                           "invalid", why))
             used.append([])
             continue
-        rep, heads_used = judge.judge_question(q, is_given)
+        rep, heads_used = judge.judge_question(q, is_given, task)
         reports.append(rep)
         used.append(heads_used)
 
     step("faithfulness", 0.9)
     keep = {h for hs in used for h in hs}
-    faith = judge.faithfulness(play, keep)
+    faith = judge.faithfulness(play, keep) if task.ok else 0.0
     pass_line = block.thresholds.faithfulness
     held_line = block.thresholds.heldout_faithfulness
-    holds = bool(reports) and all(r.holds for r in reports)
+    holds = bool(reports) and all(r.holds for r in reports) and task.ok
 
     # Held-out prompts can only confirm a pass, so they are run only once the play prompts
     # pass; otherwise their faithfulness is not measured (None).
@@ -992,37 +1018,32 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
         faith_held = judge.faithfulness(heldout, keep)
         timing["heldout"] = time.perf_counter() - t3
 
-    # minimality: drop each confirmed question (its heads no other question uses)
+    # minimality: drop each confirmed question the player placed (its heads no other uses)
+    from engine.interventions import Edit
+
     drops = []
     for i, rep in enumerate(reports):
-        if faith < pass_line:
+        if faith < pass_line or not task.ok:
             break  # minimality only matters for the third star, which needs the second
-        if rep.verdict != "confirmed" or rep.card in ("think", "backup-name-mover"):
+        if rep.verdict != "confirmed" or rep.given or rep.card in ("think",
+                                                                   "backup-name-mover"):
             continue
         rest = {h for j, hs in enumerate(used) if j != i for h in hs}
         drops.append((i, rest))
-    _ensure(lm, play, [(frozenset(h for h in _all_heads(lm) if h not in rest), (), ())
+    _ensure(lm, play, [Edit.of(ablate=[h for h in _all_heads(lm) if h not in rest])
                        for _, rest in drops])
     for i, rest in drops:
         rep = reports[i]
         without = judge.faithfulness(play, rest)
         rep.drop_loss = faith - without
-        needed = rep.drop_loss >= NEED_LOSS or (faith >= pass_line > without)
+        needed = abs(rep.drop_loss) >= NEED_LOSS or (faith >= pass_line > without)
         if not needed:
             rep.verdict = "not-needed"
-            rep.message = (f"{rep.message}; but dropping it costs nothing: faithfulness "
-                           f"{without:.2f} without it, {faith:.2f} with it")
+            rep.message = (f"{rep.message}; but the others already carry it: faithfulness is "
+                           f"{without:.2f} without this question and {faith:.2f} with it")
 
-    stars = 0
-    if holds:
-        stars = 1
-        if faith >= pass_line:
-            stars = 2
-            spare = [r for r in reports if r.verdict == "not-needed" and not r.given]
-            if faith_held is not None and faith_held >= held_line and not spare:
-                stars = 3
-    if wrong_puzzle:
-        stars = 0
+    stars = stars_for(reports, faith, pass_line, faith_held, held_line, task_ok=task.ok,
+                      right_puzzle=not wrong_puzzle)
     if stars >= 1 and faith < pass_line:
         problems.append(f"faithfulness {faith:.2f} is below the pass line {pass_line:.2f}: "
                         "a step is missing")
@@ -1043,6 +1064,7 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
         heldout_faithfulness=faith_held, pass_line=pass_line, questions=reports,
         problems=problems, timing_s=timing, heldout_pass_line=held_line,
         metric_ablated=play.ablated, circuit_heads=[f"{a}.{b}" for a, b in sorted(keep)],
+        task_ok=task.ok, task_message=task.message, accuracy=task.accuracy,
     )
 
 

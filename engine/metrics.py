@@ -91,10 +91,24 @@ class PuzzleMetric:
 
     def on_resid(self, lm: LoadedModel) -> Callable[[torch.Tensor], torch.Tensor]:
         """The metric read from the final residual stream at the metric position
-        ([B, d_model], before ``ln_f``), through the model's own final norm and unembedding."""
-        transformer, head = lm.model.transformer, lm.model.lm_head
+        ([B, d_model], before the final norm), through the model's own final norm and
+        unembedding (``engine.hooks.unembed``, for every model family)."""
+        from engine.hooks import unembed
 
         def metric(resid: torch.Tensor) -> torch.Tensor:
-            return self(head(transformer.ln_f(resid)))
+            return self(unembed(lm, resid))
 
         return metric
+
+    def answered(self, logits: torch.Tensor) -> torch.Tensor:
+        """[B] bool: whether each prompt is answered right. ``logit_diff`` and
+        ``greater_than``: the metric is above zero (IO ahead of S; more mass above the year);
+        ``logprob``: the correct token is the top guess."""
+        import torch
+
+        values = self(logits)
+        if self.kind != "logprob":
+            return values > 0
+        copies = logits.shape[0] // self.n
+        target = self._correct.to(logits.device).repeat(copies)
+        return torch.argmax(logits.float(), -1) == target

@@ -101,6 +101,8 @@ __all__ = [
     "load_circuit",
     "load_puzzle",
     "puzzle_files",
+    "question_problem",
+    "stands_behind",
     "validate_paths",
     "word_lists",
 ]
@@ -217,6 +219,54 @@ def validate_paths(paths: Iterable[str | Path], model: str | None = None,
     from engine.validate import validate_paths as _validate
 
     return _validate(paths, model=model, notes=notes)
+
+
+# --------------------------------------------------------------------------- question validity
+
+
+def stands_behind(responder: Sequence[int], asker: Sequence[int]) -> bool:
+    """The one rule for where a responder may stand: strictly behind the asker (an earlier
+    position) in every prompt. Someone at the asker's own position is the asker, and thinking
+    alone is the think card, not a question."""
+    return all(r < a for r, a in zip(responder, asker, strict=True))
+
+
+def behind_message(responder: str, asker: str) -> str:
+    return (f"{responder} stands in front of {asker}: a question is heard only by the "
+            "people behind the asker")
+
+
+def question_problem(q: Question, puzzle: Puzzle, block: ModelBlock,
+                     positions: dict[str, list[int]] | None = None) -> str | None:
+    """Why a question cannot be asked in this puzzle's block at all, or None. With
+    ``positions`` (each role's position per prompt, ``PromptSet.roles``) the responder must
+    also stand behind the asker (``stands_behind``). The judge and the validator both use
+    this rule."""
+    roles = list(puzzle.roles)
+    if q.round not in block.rounds:
+        return (f"there is no round {q.round!r}{did_you_mean(q.round, block.rounds)}; "
+                f"rounds are {', '.join(block.rounds)}")
+    cid = card_id(q.card)
+    if cid not in CARDS or cid not in [card_id(c) for c in puzzle.cards]:
+        return (f"the card {q.card!r} is not offered in this puzzle"
+                f"{did_you_mean(q.card, puzzle.cards)}")
+    if q.asker not in roles:
+        return f"nobody called {q.asker!r} stands in the line{did_you_mean(q.asker, roles)}"
+    card = CARDS[cid]
+    if not card.responder:
+        return None if q.responder in (None, q.asker) else \
+            f"{q.card} is not a question: no one answers it"
+    if q.responder is None:
+        return f"the {q.card} card needs a responder"
+    if q.responder not in roles:
+        return (f"nobody called {q.responder!r} stands in the line"
+                f"{did_you_mean(q.responder, roles)}")
+    if q.responder == q.asker:
+        return f"{q.asker} cannot ask themself"
+    if positions is not None and q.responder in positions and q.asker in positions and \
+            not stands_behind(positions[q.responder], positions[q.asker]):
+        return behind_message(q.responder, q.asker)
+    return None
 
 
 # --------------------------------------------------------------------------- templates

@@ -39,11 +39,13 @@ from engine.puzzle import (
     CARDS,
     RoleError,
     Template,
+    behind_message,
     locate,
     occurrence_of,
     puzzle_files,
     resolve_roles,
     sample,
+    stands_behind,
 )
 from engine.puzzle_schema import (
     PLACEHOLDER,
@@ -63,6 +65,9 @@ from engine.puzzle_schema import (
 )
 
 GPT2_LAYERS = 12
+SMOLLM2_LAYERS = 30
+BLOCK_LAYERS = {"gpt2": GPT2_LAYERS, "smollm2": SMOLLM2_LAYERS}
+"""Layers of the model each named (non-toy) block is played on, known without any weights."""
 MIN_HINTS = 2
 
 
@@ -104,6 +109,8 @@ def model_info(spec: str) -> ModelInfo:
     """Describe a --model value; raises UsageError for an unknown one."""
     if spec in ("gpt2", "random-gpt2"):
         return ModelInfo(spec, "gpt2", GPT2_LAYERS, spec, 1024)
+    if spec == "smollm2":
+        return ModelInfo(spec, "smollm2", SMOLLM2_LAYERS, "SmolLM2-135M", 8192)
     from engine.paths import TOYS_DIR
 
     if spec == "toy" or (TOYS_DIR / spec).is_dir():
@@ -121,8 +128,10 @@ def model_info(spec: str) -> ModelInfo:
             raise UsageError(f"{spec}: not a model directory (no readable config.json)") from None
         from engine.models import block_for_spec
 
-        return ModelInfo(spec, block_for_spec(spec), int(config.get("n_layer", 0)), spec,
-                         _int_or_none(config.get("n_positions")))
+        layers = config.get("n_layer", config.get("num_hidden_layers", 0))
+        context = config.get("n_positions", config.get("max_position_embeddings"))
+        return ModelInfo(spec, block_for_spec(spec), int(layers or 0), spec,
+                         _int_or_none(context))
     raise UsageError(f"unknown model {spec!r}: use gpt2, toy, random-gpt2 or a directory")
 
 
@@ -132,8 +141,8 @@ def _int_or_none(value: Any) -> int | None:
 
 def block_layers(block: ModelBlock) -> int | None:
     """How many layers the model playing a block has, or None when unknown (toy not built)."""
-    if block.name == "gpt2":
-        return GPT2_LAYERS
+    if block.name in BLOCK_LAYERS:
+        return BLOCK_LAYERS[block.name]
     config = toy_config(block.toy or "toy")
     return int(config["n_layer"]) if config and isinstance(config.get("n_layer"), int) else None
 
@@ -521,15 +530,15 @@ def check_tokens(puzzle: Puzzle, doc: Doc | None, tokenizer: Any, label: str,
         for field_ in ("solution", "given"):
             for j, q in enumerate(getattr(block, field_)):
                 if q.responder and q.asker in where and q.responder in where \
-                        and where[q.responder] > where[q.asker]:
+                        and q.responder != q.asker \
+                        and not stands_behind([where[q.responder]], [where[q.asker]]):
                     out.at_question(q, ("models", block.name, field_, j), "responder",
                                     _behind_message(q, t, i))
     return out.problems
 
 
 def _behind_message(q: Question, t: Template, i: int) -> str:
-    return (f"{q.responder} stands in front of {q.asker} (template {i + 1}): a question is "
-            "heard only by the people behind the asker")
+    return f"{behind_message(q.responder or '', q.asker)} (template {i + 1})"
 
 
 # --------------------------------------------------------------------------- circuits
@@ -555,11 +564,10 @@ def check_circuit(circuit: Circuit, puzzle: Puzzle, block_name: str, doc: Doc | 
     if tokenizer is not None and not out.problems:
         ps = puzzle.build_prompts(tokenizer)
         for i, q in enumerate(circuit.questions):
-            if q.responder and any(r > a for r, a in zip(ps.roles[q.responder],
-                                                         ps.roles[q.asker], strict=True)):
+            if q.responder and q.responder != q.asker and not stands_behind(
+                    ps.roles[q.responder], ps.roles[q.asker]):
                 out.at_question(q, ("questions", i), "responder",
-                                f"{q.responder} stands in front of {q.asker}: a question is "
-                                "heard only by the people behind the asker")
+                                behind_message(q.responder, q.asker))
     return out.problems
 
 
