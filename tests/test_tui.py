@@ -1198,3 +1198,17 @@ def test_the_line_holds_the_people_the_story_names() -> None:
     assert line.tokens[line.roles["IO"]].strip() == "Mary"
     assert line.tokens[line.roles["S2"]].strip() == "John"
     assert line.at == len(line.tokens) - 1
+
+
+async def test_the_add_dialog_shows_its_first_step_at_once() -> None:
+    from game.widgets.dialogs import ChoiceList, StepDialog
+
+    app = LineupApp(engine=FakeEngine(), puzzle="induction-head")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("a")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, StepDialog)
+        assert "In which round?" in str(dialog.query_one("#dialog-title", Static).content)
+        assert dialog.query_one(ChoiceList).option_count == len(dialog.step.options) == 3

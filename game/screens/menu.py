@@ -71,7 +71,7 @@ class MenuScreen(Screen[None]):
             locked = p.locked_for(block)
             row = Text(f"  {stars_text(app.stars_for(p.id))}  {p.order}. {visible(p.title)}")
             if locked:
-                row.append(f"  {app.unlock_short(p)} (enter: how)", style="dim")
+                row.append(f"  {app.unlock_short(p)}", style="dim")
             items.append(Option(row, id=f"puzzle-{k}"))
         options.add_options(items)
         if keep is not None and keep < len(items):

@@ -87,6 +87,7 @@ class StepDialog(ModalScreen[Any]):
         self.closed = False
         self.step: Step | None = next_step({})
         self.highlight = self._start_highlight()
+        self.drawn = False  # set once the widgets exist (``on_mount``)
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -100,6 +101,7 @@ class StepDialog(ModalScreen[Any]):
                               "esc cancel"), classes="dialog-keys")
 
     def on_mount(self) -> None:
+        self.drawn = True
         self.show_step()
 
     def _start_highlight(self) -> int:
@@ -112,7 +114,7 @@ class StepDialog(ModalScreen[Any]):
     def show_step(self) -> None:
         """Draw the current step (a no-op until the dialog is mounted: the state lives in
         plain attributes, so keys typed before the first frame still count)."""
-        if not self.is_mounted or self.step is None:
+        if not self.drawn or self.step is None:
             return
         step = self.step
         title = Text()
@@ -139,7 +141,7 @@ class StepDialog(ModalScreen[Any]):
         if self.step is None or not self.step.options:
             return
         self.highlight = max(0, min(len(self.step.options) - 1, self.highlight + delta))
-        if self.is_mounted:
+        if self.drawn:
             self.query_one("#choices", ChoiceList).highlighted = self.highlight
 
     def action_pick(self) -> None:
@@ -224,6 +226,7 @@ class AskText(ModalScreen[str | None]):
         self.placeholder = placeholder
         self.value = value
         self.closed = False
+        self.drawn = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -236,13 +239,14 @@ class AskText(ModalScreen[str | None]):
         field_.value = self.value
         field_.cursor_position = len(self.value)
         field_.focus()
+        self.drawn = True
 
     def take_key(self, character: str | None, key: str) -> bool:
         """A key that reached the App while this dialog was on top (typed before its input
         had focus): type it in. True when it was used."""
         if self.closed:
             return False
-        field_ = self.query_one(Input) if self.is_mounted else None
+        field_ = self.query_one(Input) if self.drawn else None
         if key == "backspace":
             if field_ is not None:
                 field_.action_delete_left()
@@ -258,7 +262,7 @@ class AskText(ModalScreen[str | None]):
         return False
 
     def current_text(self) -> str:
-        return self.query_one(Input).value if self.is_mounted else self.value
+        return self.query_one(Input).value if self.drawn else self.value
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
