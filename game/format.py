@@ -93,6 +93,21 @@ def rounds_text(span: tuple[int, int]) -> str:
 
 # --------------------------------------------------------------------------- explanations
 
+STAGE_WORDS = {
+    "prompts": "building the sentences",
+    "runs": "running the model on the clean and the corrupted sentences",
+    "judging": "checking each question",
+    "faithfulness": "silencing everyone outside your circuit (faithfulness)",
+    "held-out prompts": "trying sentences you have not seen (held-out)",
+    "done": "done",
+}
+
+
+def stage_words(stage: str) -> str:
+    """A judge stage in the player's words (unknown stages as they are, made visible)."""
+    return STAGE_WORDS.get(stage, visible(stage))
+
+
 UNK = "[UNK]"
 UNK_NOTE = (f"{UNK} is a word the toy model's vocabulary does not have: the toy knows only the "
             "words of its puzzles and reads any other word as this one unknown word")

@@ -26,6 +26,7 @@ from game.format import (
     finite,
     metric_explained,
     num,
+    stage_words,
     stars_text,
     verdict_mark,
     visible,
@@ -107,7 +108,7 @@ class CheckScreen(ReportsWorkerFailures, Screen[Any]):
     def show_progress(self, event: Progressed) -> None:
         if self.report is not None:
             return
-        self.stage = str(event.stage)
+        self.stage = stage_words(str(event.stage))
         self.last_word = time.monotonic()
         bar = self.query_one(ProgressBar)
         if finite(event.fraction):
