@@ -563,12 +563,16 @@ def _q_path_hooks(lm, state: PatchState, k: int, senders, first: int, rows, add)
         def query(q: torch.Tensor, layer: int = layer) -> torch.Tensor:
             q5 = q.view(k, n, *q.shape[1:]).clone()
             resid = live[layer].view(k, n, *live[layer].shape[1:])
+            total: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
             for sender_layer, items in deltas.items():
                 if sender_layer >= layer:
                     continue
-                for c, p, d in items:
-                    x = resid[c, rows, p] + d  # [N, d_model]
-                    q5[c, rows, p] = attn_inputs(lm, layer, x)[0]
+                for c, p, d in items:  # senders of one copy at one position add up
+                    slot = (c, id(p))
+                    total[slot] = (p, total[slot][1] + d) if slot in total else (p, d)
+            for (c, _), (p, d) in total.items():
+                x = resid[c, rows, p] + d  # [N, d_model]
+                q5[c, rows, p] = attn_inputs(lm, layer, x)[0]
             return q5.view(q.shape)
 
         add(act_name("resid_pre", layer), keep)

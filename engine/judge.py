@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["VERDICTS", "HeadEvidence", "LastMetric", "QuestionReport", "Report", "grade",
            "load_for", "model_spec_for"]
 
-JUDGE_VERSION = "4"
+JUDGE_VERSION = "5"
 
 # ---- thresholds (documented in docs/how-grading-works.md) ----------------------------------
 TASK_ACCURACY = 0.6
