@@ -38,9 +38,13 @@ def head_inputs(model: Any, ids: torch.Tensor) -> list[torch.Tensor]:
 
 def hf_head_grid(model: Any, target_ids: torch.Tensor, source_ids: torch.Tensor,
                  metric: Callable[[torch.Tensor], torch.Tensor], *, n_heads: int,
-                 d_head: int) -> torch.Tensor:
+                 d_head: int, last: torch.Tensor | None = None) -> torch.Tensor:
     """[layer, head]: mean metric (on each prompt's last-position logits) of the target run
-    with one head's output at every position replaced by the source run's."""
+    with one head's output at every position replaced by the source run's. ``last`` gives
+    each prompt's final real position in a right-padded batch (default: the last column)."""
+    rows = torch.arange(target_ids.shape[0])
+    if last is None:
+        last = torch.full_like(rows, target_ids.shape[1] - 1)
     source = head_inputs(model, source_ids)
     projections = output_projections(model)
     grid = torch.empty(len(projections), n_heads)
@@ -56,7 +60,7 @@ def hf_head_grid(model: Any, target_ids: torch.Tensor, source_ids: torch.Tensor,
             handle = proj.register_forward_pre_hook(patch)
             try:
                 with torch.inference_mode():
-                    logits = model(target_ids).logits[:, -1]
+                    logits = model(target_ids).logits[rows, last]
             finally:
                 handle.remove()
             grid[layer, head] = metric(logits).mean()

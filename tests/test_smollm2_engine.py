@@ -14,10 +14,7 @@ import pytest
 import torch
 
 from bench.hf_loop import hf_head_grid
-from engine.interventions import LogitDiff, head_patch_grid
-
-CLEAN = ["When Mary and John went to the store, John gave a drink to"]
-CORRUPTED = ["When Alice and Bob went to the store, Carl gave a drink to"]
+from engine.interventions import LogitDiff
 
 
 @pytest.fixture(scope="module")
@@ -31,16 +28,26 @@ def smollm2():
 
 
 @pytest.mark.slow
-def test_head_patch_grid_equals_plain_hf_pre_hooks(smollm2):
+def test_lineup_patch_equals_plain_hf_pre_hooks(smollm2):
+    """`lineup patch ... --json` against a grid computed with plain HF modules only."""
     lm = smollm2
-    clean, corrupted = lm.tokenize(CLEAN), lm.tokenize(CORRUPTED)
-    metric = LogitDiff([lm.token_id(" Mary")], [lm.token_id(" John")])
-    ours = head_patch_grid(lm, corrupted, clean, metric)
-    theirs = hf_head_grid(lm.model, corrupted.ids, clean.ids, metric, n_heads=lm.n_heads,
-                          d_head=lm.d_head)
+    out = subprocess.run([sys.executable, "-m", "game", "patch", "ioi-whole-circuit", "--model",
+                          "smollm2", "--count", "8", "--json"],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert len(report["prompts"]) == 8
+    ours = torch.tensor(report["effects"])
+    clean, corrupted = lm.tokenize(report["prompts"]), lm.tokenize(report["corrupted"])
+    assert clean.lengths == corrupted.lengths
+    correct = [lm.token_id(io) for io, _ in report["answers"]]
+    wrong = [lm.token_id(s) for _, s in report["answers"]]
+    theirs = hf_head_grid(lm.model, corrupted.ids, clean.ids, LogitDiff(correct, wrong),
+                          n_heads=lm.n_heads, d_head=lm.d_head, last=corrupted.last)
     assert ours.shape == theirs.shape == (30, 9)
     assert (ours - theirs).abs().max() <= 1e-3
     assert ours.std() > 0.05  # a real model's grid is not flat
+    assert report["clean_metric"] > report["corrupted_metric"] + 1  # SmolLM2 does IOI
 
 
 def _independent_induction_scores(model, vocab: int, *, half: int = 20, n: int = 6):
