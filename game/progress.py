@@ -505,7 +505,7 @@ class Progress:
         kept = "" if self.read_only else " A copy of the file as it was is kept beside it."
         self.problems.append(f"Parts of your save file could not be used: {shown}.{kept}")
 
-    def _set_aside(self, reason: str, *, move: bool) -> Path | None:
+    def _set_aside(self, reason: str, *, move: bool, saving: bool = False) -> Path | None:
         """Move (a whole unreadable file) or copy (one with bad entries) the save file to
         ``progress.json.broken-<time>``, with a ``.reason`` file; say so in ``problems``."""
         path = self.path or progress_path()
@@ -523,9 +523,10 @@ class Progress:
             return None
         _write_reason(aside, path, reason)
         if move:
+            then = ("this session's progress is saved in a new file" if saving
+                    else "play starts fresh")
             self.problems.append(f"Your save file could not be read ({reason}); it was moved "
-                                 f"to {aside.name} (see {aside.name}.reason) and play starts "
-                                 "fresh.")
+                                 f"to {aside.name} (see {aside.name}.reason) and {then}.")
         return aside
 
     def _clean_tmp(self) -> None:
@@ -606,7 +607,8 @@ class Progress:
                                f"({disk.reason}); nothing was written.")
                     return False
                 if disk.state == "broken":
-                    self._set_aside(disk.reason, move=True)
+                    if self._set_aside(disk.reason, move=True, saving=True) is None:
+                        return False
                 elif disk.notes and "; ".join(disk.notes) != self._aside_for:
                     # another writer left entries we cannot use: keep a copy of them
                     self._aside_for = "; ".join(disk.notes)

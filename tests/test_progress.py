@@ -360,3 +360,16 @@ def test_kill_during_save_leaves_the_previous_save_readable(tmp_path) -> None:
         assert again.problems == [], again.problems
         assert again.stars("kept", "toy") == 3  # merged, never overwritten
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # cleaned at load
+
+
+def test_a_file_broken_by_someone_else_meanwhile_is_set_aside_at_save(lineup_home) -> None:
+    path = save_path(lineup_home)
+    p = Progress.load()
+    p.record("a", "toy", stars=2)
+    path.write_bytes(b"\x00\x01 not a save")  # another program wrote over it
+    assert p.record("b", "toy", stars=1)
+    [moved] = aside(path)
+    assert moved.read_bytes() == b"\x00\x01 not a save"
+    assert "saved in a new file" in (p.message or "")
+    again = Progress.load()
+    assert again.stars("a", "toy") == 2 and again.stars("b", "toy") == 1
