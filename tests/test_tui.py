@@ -1212,3 +1212,45 @@ async def test_the_add_dialog_shows_its_first_step_at_once() -> None:
         assert isinstance(dialog, StepDialog)
         assert "In which round?" in str(dialog.query_one("#dialog-title", Static).content)
         assert dialog.query_one(ChoiceList).option_count == len(dialog.step.options) == 3
+
+
+def rendered(widget) -> list[str]:
+    """Every line a widget draws at its current size, as plain text."""
+    from textual.geometry import Region
+
+    size = widget.size
+    return [strip.text for strip in widget.render_lines(Region(0, 0, size.width, size.height))]
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+async def test_no_text_is_cut_in_the_question_list_or_the_verdict(size) -> None:
+    """Round names, questions and verdict marks are shown whole at both sizes: they wrap,
+    nothing ends in a cut word ("middl", "jud")."""
+    from game.screens.puzzle import QuestionList
+
+    app = LineupApp(engine=FakeEngine(), puzzle="ioi-whole-circuit")
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        wrong = {"round": "late", "asker": "END", "card": "name-mover", "responder": "S1"}
+        for q in [*[q for q in solution("ioi-whole-circuit") if q not in given("ioi-whole-circuit")],
+                  wrong]:
+            await type_fast(pilot, ["a", *keys_for(screen, q)])
+        await pilot.press("c")
+        await settle(app, pilot)
+        body = app.screen.query_one("#verdict-body", Static)
+        text = "\n".join(rendered(body))
+        for q in app.screen.report.questions:
+            assert f"[{q.round}] {q.asker}: {q.card}" in text.replace("\n    ", " ")
+        assert "…" not in text
+        await pilot.press("escape")
+        await pilot.pause()
+        lines = rendered(screen.query_one(QuestionList))
+        shown = " ".join(line.strip() for line in lines)
+        visible = [k for k in range(len(screen.questions)) if f"│ {k + 1}. " in shown]
+        assert visible  # at least the highlighted question is on screen
+        for k in visible:
+            q = screen.questions[k]
+            assert f"{k + 1}. {q['round']}  {q['asker']}" in shown
+        assert "✗ wrong responder" in shown
+        assert not any(line.rstrip().endswith("…") for line in lines)

@@ -41,12 +41,22 @@ async def place_solution(pilot) -> None:
         await pilot.pause()
 
 
+async def place_wrong(pilot) -> None:
+    """The induction question asked of A instead of B: a wrong responder."""
+    keys = solution_keys("induction-head")
+    for key in [*keys[:-1], "1"]:
+        await pilot.press(key)
+        await pilot.pause()
+
+
 def keys(*names: str):
     async def run(pilot) -> None:
         await pilot.pause()
         for name in names:
             if name == "<solution>":
                 await place_solution(pilot)
+            elif name == "<wrong>":
+                await place_wrong(pilot)
             else:
                 await pilot.press(name)
             await settle(pilot)
@@ -66,6 +76,18 @@ def test_puzzle(snap_compare, size) -> None:
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_verdict(snap_compare, size) -> None:
     assert snap_compare(app(), terminal_size=size, run_before=keys("<solution>", "c"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_verdict_not_yet(snap_compare, size) -> None:
+    """A wrong question: the reason in the line's terms, no right answer given away."""
+    assert snap_compare(app(), terminal_size=size, run_before=keys("<wrong>", "c"))
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_move_dialog(snap_compare, size) -> None:
+    """The move dialog names the question it moves."""
+    assert snap_compare(app(), terminal_size=size, run_before=keys("<solution>", "m"))
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")

@@ -153,10 +153,10 @@ class PuzzleScreen(Screen[None]):
         rounds.append("\nRounds", style="bold")
         rounds.append(" (in order)\n")
         for k, (name, span) in enumerate(self.block.rounds.items()):
-            if k:
-                rounds.append("  ")
+            rounds.append(f"{k + 1}. ")
             rounds.append(visible(name), style="bold")
-            rounds.append(f" {rounds_text(span)}")
+            rounds.append(f" {rounds_text(span)}\n")
+        rounds.rstrip()
         self.query_one("#rounds", Static).update(rounds)
         cards = Text()
         cards.append("\nQuestion cards", style="bold")
