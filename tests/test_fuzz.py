@@ -451,10 +451,11 @@ def test_fuzz_circuit_files(tmp_path) -> None:
                 print_report(fake_report(circuit))
             if broken and n % 50 == 0:  # the real command, in-process: exit 2, no model
                 assert cli.main(["check", pid, str(path)]) == 2, where
-            elif not broken and graded < 3 and n % 7 == 0:  # graded on the toy
-                graded += 1
+        if not broken and graded < 3 and n % 7 == 0:  # graded on the toy (no watchdog:
+            graded += 1  # loading and running a model is work, not a hang)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
                 code = cli.main(["check", pid, str(path), "--model", "toy"])
-                assert code in (0, 1, 2), where  # solved, not solved, or a usage error
+            assert code in (0, 1, 2), where  # solved, not solved, or a usage error
         shown = out.getvalue()
         assert "\x1b" not in shown and "Traceback" not in shown, f"{where}: {shown[-300:]}"
     assert parsed > 300 and refused > 300 and graded == 3
