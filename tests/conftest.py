@@ -46,3 +46,12 @@ def pytest_collection_modifyitems(config, items):
 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never touch the network
+
+
+@pytest.fixture(scope="session")
+def planted():
+    """Planted GPT-2-small-shaped models (engine.planted): ``planted(name) -> LoadedModel``,
+    each variant built in memory once per session."""
+    from engine.planted import build
+
+    return build
