@@ -16,7 +16,8 @@ regular files (a FIFO named ``*.yaml`` could block a reader forever), at most
 
 Booleans must be YAML booleans. A quoted ``"false"`` (or ``"no"``, ``"off"``) is read as
 false and reported; anything else that is not a boolean is reported and read as the stricter
-choice (hints and solutions hidden), never silently as true.
+choice (hints and solutions hidden), never silently as true. A pack.yaml that does not read at
+all hides hints and solutions too, until it is fixed.
 """
 
 from __future__ import annotations
@@ -156,9 +157,10 @@ def load_puzzle_file(path: str | Path) -> tuple[Any, list[Any]]:
 # --------------------------------------------------------------------------- the pack
 
 
-def _flag(doc: Any, key: str, default: bool, problems: list[Any]) -> bool:
+def _flag(doc: Any, key: str, default: bool, problems: list[Any], *, strict: bool) -> bool:
     """A pack.yaml boolean: a real YAML bool; a quoted yes/no word is read as meant and
-    reported; anything else is reported and read as False (the stricter choice)."""
+    reported; anything else is reported and read as ``strict`` (the choice that hides hints
+    or solutions: False for ``hints``, True for ``solutions_hidden``)."""
     from engine.puzzle_schema import Problem
 
     data = doc.data
@@ -176,8 +178,9 @@ def _flag(doc: Any, key: str, default: bool, problems: list[Any]) -> bool:
                                 f"{str(meant).lower()})"))
         return meant
     problems.append(Problem(doc.path, line, col,
-                            f"`{key}` must be true or false, not {value!r} (read as false)"))
-    return False
+                            f"`{key}` must be true or false, not {value!r} (read as "
+                            f"{str(strict).lower()}, which hides them)"))
+    return strict
 
 
 def _read_meta(folder: Path, problems: list[Any]) -> tuple[Pack, list[str], Any]:
@@ -194,14 +197,16 @@ def _read_meta(folder: Path, problems: list[Any]) -> tuple[Pack, list[str], Any]
         problems.append(Problem(str(found[1]), 1, 1,
                                 f"both {PACK_FILES[0]} and {PACK_FILES[1]}: only "
                                 f"{found[0].name} is read"))
-    if doc.problems:
-        problems.extend(doc.problems)
-        return pack, [], None
-    if doc.data is None:
+    problems.extend(doc.problems)
+    if doc.data is None and not doc.problems:  # an empty pack.yaml: every default holds
         return pack, [], None
     if not isinstance(doc.data, dict):
+        # unreadable settings: the stricter choice, never hints or solutions by accident
+        pack.hints = pack.solutions = False
         problems.append(Problem(doc.path, 1, 1, "pack.yaml must be a table of settings "
-                                                "(title, order, seed, hints, solutions_hidden)"))
+                                                "(title, order, seed, hints, solutions_hidden); "
+                                                "until it reads, hints and solutions are "
+                                                "hidden"))
         return pack, [], None
     data = doc.data
     for key in data:
@@ -215,9 +220,9 @@ def _read_meta(folder: Path, problems: list[Any]) -> tuple[Pack, list[str], Any]
         else:
             line, col = doc.where(("title",))
             problems.append(Problem(doc.path, line, col, "`title` must be a non-empty text"))
-    pack.hints = _flag(doc, "hints", True, problems)
-    shown = _flag(doc, "solutions", True, problems)
-    hidden = _flag(doc, "solutions_hidden", False, problems)
+    pack.hints = _flag(doc, "hints", True, problems, strict=False)
+    shown = _flag(doc, "solutions", True, problems, strict=False)
+    hidden = _flag(doc, "solutions_hidden", False, problems, strict=True)
     pack.solutions = shown and not hidden
     if "seed" in data:
         seed = data["seed"]

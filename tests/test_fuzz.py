@@ -547,6 +547,16 @@ def pack_yaml(rng: random.Random, ids: list[str]) -> tuple[str, dict[str, Any]]:
 
 
 TRUE_WORDS = {"true", "yes", "on", "1"}
+FALSE_WORDS = {"false", "no", "off", "0"}
+
+
+def said(meta: dict[str, Any], key: str, want: bool) -> bool:
+    """Whether pack.yaml left ``key`` out or wrote ``want`` (a bool, or a quoted yes/no word)."""
+    if key not in meta:
+        return True
+    value = meta[key]
+    words = TRUE_WORDS if want else FALSE_WORDS
+    return value is want or (isinstance(value, str) and value.strip().lower() in words)
 
 
 def test_fuzz_packs(tmp_path) -> None:
@@ -584,13 +594,10 @@ def test_fuzz_packs(tmp_path) -> None:
         with watchdog(where):
             pack, puzzles, problems = read_pack(folder)
         assert isinstance(pack.hints, bool) and isinstance(pack.solutions, bool), where
-        if isinstance(meta, dict):
-            for key, attr in (("hints", "hints"), ("solutions", None)):
-                if key in meta and attr:
-                    value = meta[key]
-                    allowed = value is True or (isinstance(value, str)
-                                                and value.strip().lower() in TRUE_WORDS)
-                    assert not pack.hints or allowed, f"{where}: hints {value!r} read as true"
+        if isinstance(meta, dict):  # true only when the teacher wrote true (or nothing)
+            assert not pack.hints or said(meta, "hints", True), f"{where}: hints"
+            assert not pack.solutions or (said(meta, "solutions", True)
+                                          and said(meta, "solutions_hidden", False)), where
         found = [p.id for p in puzzles]
         assert len(found) == len(set(found)), f"{where}: one id twice"
         assert all(LOCATED.match(str(p)) for p in problems), where

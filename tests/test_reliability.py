@@ -64,6 +64,12 @@ def test_quoted_booleans_are_never_read_as_true_by_accident(tmp_path, value, rea
     assert {p.line for p in problems} == {1, 2} and all(p.col > 1 for p in problems)
 
 
+@pytest.mark.parametrize("value", ["0", "maybe", "[]", '"perhaps"'])
+def test_a_junk_solutions_hidden_hides_the_solutions(tmp_path, value) -> None:
+    pack, _, problems = read_pack(make_pack(tmp_path, f"solutions_hidden: {value}\n"))
+    assert pack.solutions is False and problems[0].line == 1
+
+
 def test_two_files_with_one_id_is_a_located_problem(tmp_path) -> None:
     folder = make_pack(tmp_path)
     shutil.copy(PREV, folder / "zz-copy.yaml")
@@ -106,6 +112,13 @@ def test_a_missing_pack_folder_is_a_usage_error(tmp_path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(UsageError):
         read_pack(tmp_path / "file")
+
+
+def test_a_pack_yaml_that_does_not_read_hides_hints_and_solutions(tmp_path) -> None:
+    folder = make_pack(tmp_path, "hints: true\ntitle: [unclosed\n")
+    pack, puzzles, problems = read_pack(folder)
+    assert len(puzzles) == 2 and problems
+    assert pack.hints is False and pack.solutions is False
 
 
 def test_a_fifo_pack_yaml_never_hangs(tmp_path) -> None:
