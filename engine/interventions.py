@@ -731,13 +731,13 @@ def resid_patch_grid(
     holds one position per prompt. Cell [i, j] equals ``patch_resid(lm, target, source,
     layers[i], positions=positions_by_role[role_j])`` read by ``metric`` and averaged.
 
-    Fast because both runs' ``resid_pre`` are recorded once, and each layer's patched runs (one
-    copy of the target batch per role, stacked) start at that layer from the patched stream;
-    only each prompt's last position is unembedded.
+    It is ``run_edits`` (the one runner) with one residual edit per cell: both runs'
+    ``resid_pre`` are recorded once, each layer's patched runs start at that layer, and the
+    metric is read at each prompt's last position.
     """
     import torch
 
-    from engine.models import Tokens
+    from engine.hooks import unembed
 
     _same_shape(target, source)
     layers = list(range(lm.n_layers)) if layers is None else list(layers)
@@ -748,27 +748,24 @@ def resid_patch_grid(
     grid = torch.empty(len(layers), len(roles))
     if not layers or not roles:
         return grid
-    batch = len(target)
-    names = sorted({act_name("resid_pre", layer) for layer in layers})
-    masks = [_positions_mask(positions_by_role[role], target) for role in roles]
-    per_chunk = max(1, min(len(roles), max_batch // max(batch, 1)))
+    device = target.ids.device
+    names = [act_name("resid_pre", layer) for layer in range(lm.n_layers)]
+    stop = max(layers) + 1
     with torch.inference_mode():
-        stop = max(layers) + 1
-        source_run = forward(lm, source, record=names, stop_layer=stop).cache
-        target_run = forward(lm, target, record=names, stop_layer=stop).cache
+        source_run = forward(lm, source, record=names[:stop], stop_layer=stop).cache
+        target_run = forward(lm, target, record=names[:stop], stop_layer=stop).cache
+        zeros = torch.zeros_like(target_run[names[0]])
+        state = PatchState(
+            tokens=target, at=target.last.to(device), metric=lambda r: metric(unembed(lm, r)),
+            positions={role: torch.as_tensor(list(positions_by_role[role]), device=device)
+                       for role in roles},
+            source_resid=torch.stack([source_run.get(n, zeros) for n in names]),
+            target_resid=torch.stack([target_run.get(n, zeros) for n in names]),
+        )
+        del source_run, target_run
         for row, layer in enumerate(layers):
-            name = act_name("resid_pre", layer)
-            src, tgt = source_run[name], target_run[name]
-            for first in range(0, len(roles), per_chunk):
-                if cancelled is not None and cancelled():
-                    raise InterruptedError("patching cancelled")
-                chunk = list(range(first, min(len(roles), first + per_chunk)))
-                copies = len(chunk)
-                mask = torch.cat([masks[j] for j in chunk])[:, :, None]
-                resid = torch.where(mask, src.repeat(copies, 1, 1), tgt.repeat(copies, 1, 1))
-                stacked = Tokens(ids=target.ids.repeat(copies, 1),
-                                 lengths=list(target.lengths) * copies)
-                run = forward(lm, stacked, start_layer=layer, resid=resid, logits="last")
-                values = metric(run.logits).view(copies, batch)
-                grid[row, chunk] = values.mean(1).float().cpu()
+            if cancelled is not None and cancelled():
+                raise InterruptedError("patching cancelled")
+            edits = [Edit.of(resid=[(layer, role)]) for role in roles]
+            grid[row] = run_edits(lm, state, edits, max_batch=max_batch).mean(1)
     return grid

@@ -63,7 +63,7 @@ TASK_ACCURACY = 0.6
 NOISE_Z = 3.0
 """...and the clean-minus-corrupted gap is at least this many standard errors. An effect is
 measurable when it is at least this many of its own standard errors from zero."""
-UNIFORM_MULT = 2.0
+UNIFORM_MULT = 1.5
 """A head listens to the responder when its attention there is at least this many times an
 even spread over the positions the asker can see, and more than it gives any other role."""
 DETECTOR_UNIFORM_MULT = 3.0
@@ -120,6 +120,7 @@ class _Split:
     data: dict[str, Any]  # the cached tensors (see _build_split)
     key: str
     dirty: bool = False  # new effects to write back
+    wrong: list[int] | None = None  # the metric's wrong answer id per prompt (logit_diff)
 
     @property
     def clean(self) -> float:
@@ -200,7 +201,8 @@ def _load_split(lm: LoadedModel, ps: PromptSet, roles: list[str], *, play: bool,
     tokens = pad_rows(ps.token_ids, device=lm.device)
     pos = torch.tensor([ps.roles[r] for r in roles], dtype=torch.long, device=lm.device)
     at = torch.tensor(ps.at, dtype=torch.long, device=lm.device)
-    split = _Split(ps.split, len(ps), tokens, pos, roles, at, _metric_fn(lm, ps), {}, key)
+    split = _Split(ps.split, len(ps), tokens, pos, roles, at, _metric_fn(lm, ps), {}, key,
+                   wrong=[w[0] for w in ps.wrong] if ps.metric.kind == "logit_diff" else None)
     if cached:
         split.data = {k: (v.to(lm.device) if hasattr(v, "to") else v) for k, v in data.items()}
         split.data["effects"] = {**data.get("effects", {}),
@@ -633,8 +635,24 @@ class _Judge:
             new = p.metric(p.data["final_at"] + delta)
         return float((base - new).mean()) / abs(self.gap)
 
+    def holds_wrong(self, role: str) -> bool:
+        """Whether the role holds the metric's wrong answer (IOI: S1 and S2 hold S) in most
+        prompts: moving its word into the guess then *lowers* the metric."""
+        if self.play.wrong is None:
+            return False
+        toks = self.play.tokens.ids[range(self.play.n), self.play.pos[self.r[role]]].tolist()
+        return sum(t == w for t, w in zip(toks, self.play.wrong, strict=True)) * 2 > self.play.n
+
+    def metric_sign(self, card: str, responder: str | None) -> float:
+        """+1 when the card's heads, doing their job, raise the metric: a mover of the right
+        answer, or a negative mover of the wrong one; -1 otherwise."""
+        sign = -1.0 if card == "negative-name-mover" else 1.0
+        if card in COPY_SIGN and responder is not None and self.holds_wrong(responder):
+            sign = -sign
+        return sign
+
     def measure(self, card: str, heads: list[Head], asker: str,
-                ablate: frozenset = frozenset()) -> _Group:
+                ablate: frozenset = frozenset(), sign: float = 1.0) -> _Group:
         from engine.interventions import Edit
 
         g = _Group(heads=heads, ablate=ablate)
@@ -645,7 +663,6 @@ class _Judge:
             edits.append(Edit.of(q_path=[(l_, h, asker) for l_, h in heads]))
         self.need(edits)
         g.effect, g.noise = self.change(edits[1], ablate)
-        sign = COPY_SIGN.get(card, 1.0) if card != "backup-name-mover" else 1.0
         if card == "s-inhibition":
             g.queries, _ = self.change(edits[2])
             g.direct = self.direct(heads, asker)
@@ -712,7 +729,7 @@ class _Judge:
             primary = self.primaries(asker, responder)
             fit = [h for h in fit if h not in primary]
             ablate = frozenset(primary)
-        return self.measure(card, fit, asker, ablate), misfit
+        return self.measure(card, fit, asker, ablate, self.metric_sign(card, responder)), misfit
 
     def evidence(self, g: _Group, card: str, asker: str, responder: str | None
                  ) -> list[HeadEvidence]:
@@ -763,7 +780,7 @@ class _Judge:
             return self.judge_think(q, rep, layers)
         a, p = q.asker, q.responder
         assert p is not None
-        sign = COPY_SIGN.get(q.card, 1.0) if q.card != "backup-name-mover" else 1.0
+        sign = self.metric_sign(q.card, p)
         even = self.even(a)
 
         g, misfit = self.group_for(q.card, layers, a, p)
@@ -819,8 +836,9 @@ class _Judge:
             if role != p and self.fits(q.card, *h, a, role)[0]:
                 others.setdefault(role, []).append(h)
         for role, hs in sorted(others.items(), key=lambda kv: -len(kv[1])):
-            og = self.measure(q.card, hs, a)
-            if og.passes and sign * og.effect >= EFFECT_MIN:
+            o_sign = self.metric_sign(q.card, role)
+            og = self.measure(q.card, hs, a, sign=o_sign)
+            if og.passes and o_sign * og.effect >= EFFECT_MIN:
                 best_p = max(self.attention(*h, a, p) for h in hs)
                 rep.verdict = "wrong-responder"
                 rep.message = (f"in round {q.round}, the heads that let {a} ask this "

@@ -70,6 +70,25 @@ class QuestionReport:
     ``noise``, ``copy``...), as fractions of the clean-corrupted gap where they are effects."""
 
     @property
+    def why(self) -> str:
+        """The reason, in the line's terms, with numbers, never naming the answer."""
+        return self.message
+
+    @property
+    def fix(self) -> str:
+        """What would make the question right, from ``reveal`` (empty when nothing is
+        revealed): for hints and after a solve only."""
+        parts = []
+        if "round" in self.reveal:
+            parts.append(f"this question is asked in round {self.reveal['round']}")
+        if "responder" in self.reveal:
+            parts.append(f"in this round {self.asker} listens to {self.reveal['responder']}")
+        heads = self.reveal.get("heads") or []
+        if heads:
+            parts.append(("heads " if len(heads) > 1 else "head ") + ", ".join(heads))
+        return "; ".join(parts)
+
+    @property
     def holds(self) -> bool:
         """Whether the question counts for the first star (a given question always does: it
         is the puzzle's, never held against the player)."""
@@ -81,7 +100,7 @@ class QuestionReport:
             "responder": self.responder, "given": self.given, "verdict": self.verdict,
             "message": self.message, "effect": num(self.effect),
             "drop_loss": num(self.drop_loss), "heads": [h.to_json() for h in self.heads],
-            "reveal": dict(self.reveal),
+            "reveal": dict(self.reveal), "fix": self.fix,
             "numbers": {k: num(v) for k, v in self.numbers.items()},
         }
 

@@ -17,11 +17,10 @@ Shape (types, keys) is checked while parsing (``engine.puzzle_schema``). Here:
     responders stand behind askers.
 ``validate_paths(paths, model=None, notes=None) -> list[Problem]``
     All of the above for files and folders, plus duplicate ids and orders across them.
-``check_reference_with_judge(puzzle, model_spec, doc=None, lm=None) -> list[Problem]``
-    With a model (``lineup validate --model M``): the judge grades the reference solution
-    (it must be solved: two stars or more) and ``trivial_circuits`` (they must not be): the
-    empty circuit (the given questions alone), the solution with one question made wrong,
-    and every offered card in every round. torch is imported only inside it.
+With a model (``lineup validate --model M``), each puzzle's reference solution and trivial
+    circuits are graded by ``engine.authoring`` (the only module joining puzzle checks and the
+    judge): this module never imports the judge itself, except to default to that grader when
+    a caller asks for a model without passing one.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.errors import LineupError, UsageError
+from engine.errors import UsageError
 from engine.puzzle import (
     CARDS,
     RoleError,
@@ -692,115 +691,6 @@ def trivial_circuits(puzzle: Puzzle, block: ModelBlock, behind: dict[str, list[s
     return out
 
 
-def _stars(report: Any) -> str:
-    return (f"{report.stars} star{'s' if report.stars != 1 else ''}, faithfulness "
-            f"{report.faithfulness:.2f}, pass line {report.pass_line:.2f}")
-
-
-def check_reference_with_judge(puzzle: Puzzle, model_spec: str, *, doc: Doc | None = None,
-                               lm: Any = None, device: str | None = None,
-                               progress: Callable[[str], None] | None = None
-                               ) -> list[Problem]:
-    """Grade the puzzle's reference solution on ``model_spec`` (``lm`` when already loaded;
-    otherwise ``engine.judge.load_for``, which raises ``UsageError`` for a locked puzzle and
-    ``ModelError`` for a missing model) and the ``trivial_circuits``. Returns a Problem for
-    the reference solution not being solved (at each question the judge did not confirm, with
-    its message; when every question holds, for faithfulness below the pass line) and for
-    each trivial circuit that is solved (then the puzzle is too easy). "One wrong question"
-    circuits are skipped when the reference itself fails. ``progress(text)`` hears what is
-    being graded."""
-    from engine.judge import grade, load_for
-
-    say = progress or (lambda _text: None)
-    if lm is None:
-        lm = load_for(puzzle, model_spec, device)
-    block = puzzle.block(lm.block)
-    if block is None:
-        raise UsageError(f"puzzle {puzzle.id!r} is locked for {lm.label}")
-    name = lm.name
-    base = ("models", block.name)
-    out = _Out(doc, str(puzzle.path or "<puzzle>"))
-
-    def entry(q: Question) -> tuple:
-        for field_ in ("solution", "given"):
-            for i, x in enumerate(getattr(block, field_)):
-                if _key(x) == _key(q):
-                    return (*base, field_, i)
-        return (*base, "solution")
-
-    def locate(at: tuple, q: Question | None, message: str) -> None:
-        if doc is None and q is not None and q.line:
-            out.problems.append(Problem(out.path, q.line, q.col or 1, message))
-        else:
-            out.add(at, message)
-
-    say(f"grading reference solution of {puzzle.id} on {name} ...")
-    try:
-        report = grade(puzzle, Circuit(puzzle.id, list(block.solution)), lm)
-    except LineupError as exc:
-        out.add((*base, "solution"), f"the judge could not grade the reference solution on "
-                                     f"{name}: {exc}")
-        return out.problems
-    if not report.solved:
-        head = f"the reference solution is not solved on {name} ({_stars(report)})"
-        told = False
-        for qr in report.questions:
-            if qr.holds:
-                continue
-            q = Question(qr.round, qr.asker, qr.card, qr.responder)
-            src = next((x for x in (*block.solution, *block.given) if _key(x) == _key(q)), None)
-            locate(entry(q), src, f"{head}: {q} is {qr.verdict}: {qr.message}")
-            told = True
-        if not told and report.faithfulness < report.pass_line:
-            out.add((*base, "solution"), f"{head}: faithfulness {report.faithfulness:.2f} is "
-                                         f"below the pass line {report.pass_line:.2f}",
-                    key=True)
-            told = True
-        if not told:
-            why = "; ".join(report.problems) or "the judge gave it no second star"
-            out.add((*base, "solution"), f"{head}: {why}", key=True)
-    say(f"{puzzle.id} on {name}: reference solution "
-        f"{'solved' if report.solved else 'NOT solved'} ({_stars(report)})")
-
-    from engine.puzzle import RoleError
-
-    try:
-        ps = puzzle.build_prompts(lm.tokenizer, "play")
-    except (RoleError, ValueError, KeyError) as exc:
-        out.add(("prompts",), f"cannot build the prompts on {name}: {exc}")
-        return out.problems
-    trivials = trivial_circuits(puzzle, block, roles_behind(ps.roles, puzzle.roles))
-    if not report.solved:
-        # "one wrong question" means wrong against a solution that works; against a broken
-        # one it may well be the fix, which is no sign of an easy puzzle
-        trivials = [t for t in trivials if t.kind != "wrong-question"]
-    say(f"grading {len(trivials)} trivial circuits of {puzzle.id} on {name} ...")
-    passed = 0
-    for t in trivials:
-        try:
-            r = grade(puzzle, t.circuit, lm)
-        except LineupError as exc:
-            out.add(base, f"the judge could not grade {t.label} on {name}: {exc}")
-            continue
-        if not r.solved:
-            continue
-        passed += 1
-        msg = f"the puzzle is too easy on {name}: {t.label} passes ({_stars(r)})"
-        if t.kind == "empty":
-            out.add((*base, "given") if block.given else (*base, "solution"), msg, key=True)
-        elif t.kind == "wrong-question" and t.changed is not None:
-            locate(entry(t.changed), t.changed, msg)
-        else:
-            out.add(("cards",), msg, key=True)
-    if passed:
-        say(f"{puzzle.id} on {name}: {passed} of {len(trivials)} trivial circuits pass: the "
-            "puzzle is too easy")
-    else:
-        say(f"{puzzle.id} on {name}: {len(trivials)} of {len(trivials)} trivial circuits fail, "
-            "as they should")
-    return out.problems
-
-
 # --------------------------------------------------------------------------- paths
 
 
@@ -820,9 +710,16 @@ def _is_circuit(doc: Doc) -> bool:
     return isinstance(data, dict) and "questions" in data and "prompts" not in data
 
 
+Grader = Callable[..., list[Problem]]
+"""``grader(puzzle, spec, doc=..., lm=..., progress=...) -> list[Problem]``: grades a puzzle's
+reference solution on a model (``engine.authoring.check_reference_with_judge``)."""
+
+
 def validate_paths(paths: Iterable[str | Path], model: str | None = None,
                    notes: list[str] | None = None, *, device: str | None = None,
-                   progress: Callable[[str], None] | None = None) -> list[Problem]:
+                   progress: Callable[[str], None] | None = None,
+                   grader: Grader | None = None,
+                   load: Callable[..., Any] | None = None) -> list[Problem]:
     """Check puzzle files (and circuit files, against their puzzle). Folders are searched for
     *.yaml. With ``model``, only that model's block is checked, with its tokenizer and layer
     count, and the judge grades each puzzle's reference solution and trivial circuits on it
@@ -880,32 +777,16 @@ def validate_paths(paths: Iterable[str | Path], model: str | None = None,
                 notes.append(f"{path}: reference solution not graded on {spec}: fix the "
                              "problems above first")
                 continue
-            lm = _judge_model(puzzle, spec, device, models, notes, progress)
+            if grader is None or load is None:
+                # grading needs the judge, which lives above this module: the default is
+                # engine.authoring's (imported only here, when a model is asked for)
+                from engine import authoring
+
+                grader, load = authoring.check_reference_with_judge, authoring.judge_model
+            lm = load(puzzle, spec, device, models, notes, progress)
             if lm is not None:
-                problems.extend(check_reference_with_judge(puzzle, spec, doc=doc, lm=lm,
-                                                           progress=progress))
+                problems.extend(grader(puzzle, spec, doc=doc, lm=lm, progress=progress))
     return sorted(set(problems), key=lambda p: (p.path, p.line, p.col, p.message))
-
-
-def _judge_model(puzzle: Puzzle, spec: str, device: str | None, models: dict[str, Any],
-                 notes: list[str], progress: Callable[[str], None] | None) -> Any:
-    """The model that grades ``puzzle`` for ``--model spec``, loaded once per name (a toy
-    block may name its own toy); None (and a note, once) when it cannot be loaded."""
-    from engine.judge import model_spec_for
-
-    name = model_spec_for(puzzle, spec)
-    if name not in models:
-        if progress is not None:
-            progress(f"loading model {name} ...")
-        try:
-            from engine.models import load_model
-
-            models[name] = load_model(name, device=device)
-        except LineupError as exc:
-            models[name] = exc
-            notes.append(f"reference solutions were not graded on {name}: {exc}")
-    lm = models[name]
-    return None if isinstance(lm, LineupError) else lm
 
 
 def _targets(puzzle: Puzzle, info: ModelInfo | None, notes: list[str]) -> list[tuple[str, str]]:

@@ -75,10 +75,13 @@ def run(args: argparse.Namespace) -> int:
         return Exit.OK
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     gap = clean_metric - corrupted_metric
-    table = Table(title=f"{puzzle.id}: {ps.metric.kind} with one head's clean output patched "
-                  f"into the corrupted run ({n} prompts, {lm.label})", title_justify="left")
+    # names come from files and folders: plain Text, never read as markup
+    table = Table(title=Text(f"{puzzle.id}: {ps.metric.kind} with one head's clean output "
+                             f"patched into the corrupted run ({n} prompts, {lm.label})"),
+                  title_justify="left")
     table.add_column("layer", justify="right")
     for h in range(lm.n_heads):
         table.add_column(f"h{h}", justify="right")
