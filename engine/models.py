@@ -31,6 +31,7 @@ RANDOM_GPT2_SEED = 0
 DEFAULT_TOY = "toy"
 SMOLLM2 = "smollm2"
 FAMILIES = {"gpt2": "gpt2", "llama": "llama"}  # config.model_type -> family
+PLANTED_PREFIX = "planted-"  # engine/planted.py's test models: planted-gpt2, planted-redundant...
 GPT2_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 GPT2_SMALL_SHAPE = {"n_layer": 12, "n_head": 12, "n_embd": 768, "vocab_size": 50257}
 MISSING_GPT2 = (
@@ -263,6 +264,9 @@ def list_sources() -> list[SourceInfo]:
         rows += [SourceInfo(t, True, str(TOYS_DIR / t), describe_toy(t)) for t in toys]
     else:
         rows.append(SourceInfo("toy", False, str(TOYS_DIR), "no toy model bundled"))
+    rows.append(SourceInfo(f"{PLANTED_PREFIX}...", True, "built in memory by engine/planted.py",
+                           "hand-set GPT-2-small-shaped test models with known circuits, not "
+                           "real GPT-2 (`python -m engine.planted check` lists them)"))
     rows.append(SourceInfo("PATH", True, "any directory in Hugging Face format", "--model ./dir"))
     return rows
 
@@ -289,11 +293,11 @@ def describe_toy(name: str) -> str:
 
 def block_for_spec(spec: str | None) -> str | None:
     """Which puzzle block a --model value plays, read without loading weights: ``gpt2`` for
-    gpt2, random-gpt2 and GPT-2-small-shaped directories, ``toy`` for the bundled toys, None
-    for anything else. ``LoadedModel.block`` is the same rule on a loaded model."""
+    gpt2, random-gpt2, planted test models and GPT-2-small-shaped directories, ``toy`` for the
+    bundled toys, None for anything else. ``LoadedModel.block`` is the same rule, loaded."""
     if not spec:
         return None
-    if spec in ("gpt2", "random-gpt2"):
+    if spec in ("gpt2", "random-gpt2") or spec.startswith(PLANTED_PREFIX):
         return "gpt2"
     if spec == SMOLLM2:
         return SMOLLM2
@@ -490,6 +494,13 @@ def _load(spec: str, device: str) -> LoadedModel:
         return lm
     if spec == "random-gpt2":
         return _random_gpt2(device)
+    if spec.startswith(PLANTED_PREFIX):
+        from engine.planted import VARIANTS, build
+
+        if spec not in VARIANTS:
+            raise UsageError(f"no planted test model called {spec!r}; "
+                             f"there are: {', '.join(VARIANTS)}")
+        return build(spec, device=device)
     if spec == "toy" or spec in toy_names():
         path = toy_dir(spec)
         label = f"toy model {path.name}: {describe_toy(path.name)}"

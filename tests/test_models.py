@@ -96,3 +96,13 @@ def test_an_unusable_device_is_a_usage_error_for_library_callers():
         resolve_device("cuda")
     with pytest.raises(UsageError, match="not usable"):
         resolve_device("no-such-device")
+
+
+def test_planted_test_models_load_by_name_and_play_the_gpt2_block():
+    from engine.models import block_for_spec
+
+    assert block_for_spec("planted-gpt2") == "gpt2"
+    with pytest.raises(UsageError, match="no planted test model"):
+        load_model("planted-nonsense")
+    lm = load_model("planted-gpt2")
+    assert (lm.kind, lm.block, lm.n_layers, lm.n_heads) == ("planted", "gpt2", 12, 12)
