@@ -30,12 +30,15 @@ def run(args: argparse.Namespace) -> int:
         return Exit.OK
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"Model sources (default: {default})", title_justify="left")
     for column in ("model", "available", "where", "note"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row.name, "yes" if row.available else "no", row.where, row.note)
+        # paths and notes are text, never markup: a folder may be called "[b]"
+        table.add_row(*(Text(str(cell)) for cell in
+                        (row.name, "yes" if row.available else "no", row.where, row.note)))
     console = Console()
     console.print(table)
     console.print(f"default {choice.reason}", markup=False, highlight=False)
