@@ -1183,7 +1183,7 @@ async def test_verdict_explains_numbers_out_of_range() -> None:
     report.questions[0].effect = 1.26
     text = plain(render_verdict(report))
     assert "below 0" in text and "126%" in text and "more than the whole gap" in text
-    assert "faithfulness: how much of the guess" in text
+    assert "faithfulness: the share of that gap your questions keep" in text
     assert "metric: full model 2.50" in text
 
 
@@ -1233,8 +1233,8 @@ async def test_no_text_is_cut_in_the_question_list_or_the_verdict(size) -> None:
         await pilot.pause()
         screen = app.screen
         wrong = {"round": "late", "asker": "END", "card": "name-mover", "responder": "S1"}
-        for q in [*[q for q in solution("ioi-whole-circuit") if q not in given("ioi-whole-circuit")],
-                  wrong]:
+        placed = [q for q in solution("ioi-whole-circuit") if q not in given("ioi-whole-circuit")]
+        for q in [*placed, wrong]:
             await type_fast(pilot, ["a", *keys_for(screen, q)])
         await pilot.press("c")
         await settle(app, pilot)
@@ -1254,3 +1254,33 @@ async def test_no_text_is_cut_in_the_question_list_or_the_verdict(size) -> None:
             assert f"{k + 1}. {q['round']}  {q['asker']}" in shown
         assert "✗ wrong responder" in shown
         assert not any(line.rstrip().endswith("…") for line in lines)
+
+
+async def test_two_games_on_one_home_keep_both_players_stars() -> None:
+    """Both games load the save before either saves; each solves a different puzzle: both
+    players' stars are in the file afterwards (the save merges, never last-writer-wins)."""
+    first, second = LineupApp(engine=FakeEngine()), LineupApp(engine=FakeEngine())
+    async with first.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert first.record_progress("induction-head", stars=3,
+                                     circuit=solution("induction-head"))
+    async with second.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert second.record_progress("ioi-name-mover", stars=2,
+                                      circuit=solution("ioi-name-mover"))
+    assert saved_stars("induction-head") == 3 and saved_stars("ioi-name-mover") == 2
+
+
+async def test_the_sandbox_keeps_a_sentence_typed_right_after_x() -> None:
+    from textual.widgets import Input
+
+    from game.screens.sandbox import SandboxScreen
+
+    app = LineupApp(engine=FakeEngine())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await type_fast(pilot, ["x", *"the cat sat", "enter"])
+        await settle(app, pilot)
+        assert isinstance(app.screen, SandboxScreen)
+        assert app.screen.query_one(Input).value == "the cat sat"
+        assert app.screen.query_one("#lens", DataTable).row_count == 3

@@ -54,6 +54,18 @@ class SandboxScreen(ToolScreen):
         if self.text:
             self.run_text(self.text)
 
+    def take_key(self, character: str | None, key: str) -> bool:
+        """A character typed before the sandbox's input had focus (``x`` and the sentence
+        typed at once) reached the App: type it in. Keys meant for a focused table are not;
+        enter and backspace reach the input through its own bindings."""
+        if isinstance(self.focused, DataTable) or not self.is_attached:
+            return False
+        field_ = self.query_one("#sandbox-text", Input)
+        if character and len(character) == 1 and character.isprintable():
+            field_.insert_text_at_cursor(character)
+            return True
+        return False
+
     @on(Input.Submitted)
     def submitted(self, event: Input.Submitted) -> None:
         self.text = event.value.strip() or EXAMPLE

@@ -247,13 +247,10 @@ class AskText(ModalScreen[str | None]):
         if self.closed:
             return False
         field_ = self.query_one(Input) if self.drawn else None
-        if key == "backspace":
-            if field_ is not None:
-                field_.action_delete_left()
-            else:
-                self.value = self.value[:-1]
+        if key == "backspace" and field_ is None:  # once drawn, the input's binding does it
+            self.value = self.value[:-1]
             return True
-        if character and character.isprintable():
+        if character and len(character) == 1 and character.isprintable():
             if field_ is not None:
                 field_.insert_text_at_cursor(character)
             else:
