@@ -24,7 +24,7 @@ from textual.worker import Worker, WorkerState
 
 from engine.pack import Pack  # noqa: F401 - the engine reads packs; the game shows them
 from game.background import in_daemon_thread
-from game.format import visible
+from game.format import unlock_short, unlock_text, visible
 from game.progress import Progress
 
 
@@ -187,21 +187,10 @@ class LineupApp(App[int]):
         return None
 
     def unlock_short(self, puzzle: Any) -> str:
-        """The menu's few words on a locked puzzle: which model it needs."""
-        names = {"gpt2": "GPT-2", "smollm2": "SmolLM2", "toy": "the toy"}
-        return "locked: needs " + " or ".join(names.get(m, m) for m in puzzle.models) \
-            if puzzle.models else "locked"
+        return unlock_short(list(puzzle.models))
 
     def unlock_text(self, puzzle: Any) -> str:
-        """How a puzzle locked on this model is unlocked, in one line."""
-        models = list(puzzle.models)
-        how = {"gpt2": "GPT-2 (`lineup download gpt2`, then `lineup --model gpt2`)",
-               "smollm2": "SmolLM2 (`lineup download smollm2`, then `lineup --model smollm2`)",
-               "toy": "the toy model (`lineup --model toy`)"}
-        ways = [how.get(m, f"`--model {m}`") for m in models]
-        if not ways:
-            return "no model plays it yet"
-        return "plays on " + " or ".join(ways)
+        return unlock_text(list(puzzle.models))
 
     def open_puzzle(self, puzzle: Any, questions: list[dict[str, str]] | None = None) -> None:
         """Open a puzzle (a loaded one, an id or a path)."""

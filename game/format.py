@@ -91,6 +91,26 @@ def rounds_text(span: tuple[int, int]) -> str:
     return f"(layer {a})" if a == b else f"(layers {a}-{b})"
 
 
+MODEL_NAMES = {"gpt2": "GPT-2", "smollm2": "SmolLM2", "toy": "the toy"}
+UNLOCK = {"gpt2": "GPT-2 (`lineup download gpt2`, then `lineup --model gpt2`)",
+          "smollm2": "SmolLM2 (`lineup download smollm2`, then `lineup --model smollm2`)",
+          "toy": "the toy model (`lineup --model toy`)"}
+
+
+def unlock_short(models: list[str]) -> str:
+    """A locked puzzle in a list: which model it needs, in a few words."""
+    if not models:
+        return "locked"
+    return "locked: needs " + " or ".join(MODEL_NAMES.get(m, visible(m)) for m in models)
+
+
+def unlock_text(models: list[str]) -> str:
+    """How a locked puzzle is unlocked, in one line."""
+    if not models:
+        return "no model plays it yet"
+    return "plays on " + " or ".join(UNLOCK.get(m, f"`--model {visible(m)}`") for m in models)
+
+
 # --------------------------------------------------------------------------- explanations
 
 STAGE_WORDS = {

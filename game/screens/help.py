@@ -25,13 +25,14 @@ The judge checks it against the model's real attention and patching results.
 
 | where | key | does |
 | --- | --- | --- |
-| menu | ↑ ↓ enter | choose and open a puzzle |
+| menu | ↑ ↓ enter | choose and open a puzzle (a locked one says how to unlock it) |
 | menu | o | open a circuit file |
 | menu | x | sandbox: any text, looked inside |
-| puzzle | a | add a question (round, asker, card, responder) |
-| puzzle | m | move the selected question (choose again) |
+| puzzle | a | add a question: round, asker, card, responder in one dialog |
+| dialog | 1-9 ↑ ↓ enter | pick · backspace goes back a step · esc cancels |
+| puzzle | m | move the selected question (the dialog names it) |
 | puzzle | d | remove the selected question |
-| puzzle | c | check the circuit (esc cancels) |
+| puzzle | c | check the circuit (only esc cancels a running check) |
 | puzzle | h | hint: rot13 first, h again decodes |
 | puzzle | t | plain words / technical names |
 | puzzle | s | save the circuit as a YAML file |
