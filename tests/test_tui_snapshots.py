@@ -1,9 +1,13 @@
 """Snapshots of every screen at 80x24 and 120x40, on the fake engine (no clocks, no model).
 
-Update after looking at the report: ``pytest tests/test_tui_snapshots.py --snapshot-update``.
+The puzzles are a frozen copy (``tests/tui_fixtures/pack``), so a snapshot
+changes only when the TUI does, not when a puzzle's story is rewritten. Update after looking
+at the report: ``pytest tests/test_tui_snapshots.py --snapshot-update``.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from textual.widgets import Input
@@ -13,6 +17,7 @@ from game.app import LineupApp
 from game.engine_bridge import FakeEngine
 
 SIZES = [(80, 24), (120, 40)]
+PACK = Path(__file__).parent / "tui_fixtures" / "pack"
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +27,7 @@ def _quiet(monkeypatch):
 
 
 def app(puzzle: str | None = "induction-head") -> LineupApp:
-    return LineupApp(engine=FakeEngine(), puzzle=puzzle)
+    return LineupApp(engine=FakeEngine(), puzzle=puzzle, pack=PACK)
 
 
 async def settle(pilot) -> None:
@@ -36,14 +41,14 @@ async def settle(pilot) -> None:
 
 
 async def place_solution(pilot) -> None:
-    for key in solution_keys("induction-head"):
+    for key in solution_keys(str(PACK / "induction-head.yaml")):
         await pilot.press(key)
         await pilot.pause()
 
 
 async def place_wrong(pilot) -> None:
     """The induction question asked of A instead of B: a wrong responder."""
-    keys = solution_keys("induction-head")
+    keys = solution_keys(str(PACK / "induction-head.yaml"))
     for key in [*keys[:-1], "1"]:
         await pilot.press(key)
         await pilot.pause()
