@@ -73,6 +73,8 @@ COPY_Z = 3.0
 """Copying cards: the head's write at the asker raises (negative name mover: lowers) the
 logit of the responder's own token by at least this many standard deviations of its effect on
 all tokens (a null baseline: a head writing noise scores about 0)."""
+COPY_SAMPLE = 2000
+"""How many ordinary words the copy score compares the responder's word with."""
 EFFECT_MIN = 0.05
 """A group matters when it moves the metric by at least this fraction of (clean - corrupted)."""
 SHARE_MIN = 0.5
@@ -99,6 +101,12 @@ PATTERN_CARDS = {"previous-token": "previous_token", "duplicate-token": "duplica
 COPY_SIGN = {"name-mover": 1.0, "copy": 1.0, "backup-name-mover": 1.0,
              "negative-name-mover": -1.0}
 _num = num
+
+
+def _pct(x: float) -> str:
+    """A fraction as a whole percentage, without a "-0%" for a tiny negative."""
+    text = f"{x:.0%}"
+    return "0%" if text == "-0%" else text
 
 Head = tuple[int, int]
 
@@ -431,10 +439,10 @@ def task_check(split: _Split, puzzle: Puzzle) -> TaskCheck:
     what = _task_words(puzzle)
     ok = gap > 0 and gap >= NOISE_Z * se and not acc < TASK_ACCURACY
     if ok:
-        message = (f"the model does the task: {what} on {acc:.0%} of the prompts; the guess "
+        message = (f"the model does the task: {what} on {_pct(acc)} of the prompts; the guess "
                    f"changes by {gap:.2f} when the sentence is swapped (noise {se:.2f})")
     elif not acc >= TASK_ACCURACY:
-        message = (f"this model does not do the task: {what} on only {acc:.0%} of the "
+        message = (f"this model does not do the task: {what} on only {_pct(acc)} of the "
                    f"prompts (it needs {TASK_ACCURACY:.0%}), so there is no circuit to find "
                    f"(metric {split.clean:.2f} on the real sentences, "
                    f"{split.corrupted:.2f} on the swapped ones)")
@@ -536,20 +544,46 @@ class _Judge:
             return self._copy[key]
         import torch
 
-        from engine.hooks import unembed, w_out
+        from engine.hooks import final_norm, w_out
 
         p = self.play
         a, r = self.r[asker], self.r[responder]
         rows = torch.arange(p.n, device=p.tokens.ids.device)
         tok = p.tokens.ids[rows, p.pos[r]]
+        w_u, _bias = self.vocab_sample()
         with torch.no_grad():
             write = p.data["z_roles"][layer, a, :, head] @ w_out(self.lm, layer)[head]
             base = p.data["final_roles"][a]
-            delta = (unembed(self.lm, base) - unembed(self.lm, base - write)).float()
-            z = (delta[rows, tok] - delta.mean(-1)) / delta.std(-1).clamp(min=1e-12)
+            # the write's effect on the logits of the sampled words (the null) and of the
+            # responder's own word, through the final norm
+            diff = final_norm(self.lm, base) - final_norm(self.lm, base - write)  # [N, d]
+            delta = (diff @ w_u.T).float()  # [N, sample]; the bias cancels
+            own = (diff * self.lm_rows(tok)).sum(-1).float()  # [N]
+            z = (own - delta.mean(-1)) / delta.std(-1).clamp(min=1e-12)
         value = float(z.mean())
         self._copy[key] = value
         return value
+
+    def vocab_sample(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Unembedding rows of a fixed sample of ordinary words (``COPY_SAMPLE``): the null
+        against which a head's boost to the responder's word is measured."""
+        if not hasattr(self, "_sample"):
+            import torch
+
+            from engine.detectors import candidate_token_ids
+            from engine.hooks import unembed_weight
+
+            w_u, bias = unembed_weight(self.lm)
+            pool = candidate_token_ids(self.lm)
+            pick = pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(0))
+                        [:COPY_SAMPLE]].to(w_u.device)
+            self._sample = (w_u[pick], None if bias is None else bias[pick])
+        return self._sample
+
+    def lm_rows(self, tok: torch.Tensor) -> torch.Tensor:
+        from engine.hooks import unembed_weight
+
+        return unembed_weight(self.lm)[0][tok]
 
     def fits(self, card: str, layer: int, head: int, asker: str, responder: str
              ) -> tuple[bool, float, str]:
@@ -668,9 +702,9 @@ class _Judge:
             g.direct = self.direct(heads, asker)
             if g.queries < EFFECT_MIN or g.queries < SHARE_MIN * g.effect \
                     or g.queries <= abs(g.direct):
-                g.why = (f"they change the guess by {g.effect:.0%} of the gap, but only "
-                         f"{g.queries:.0%} of it through the later heads' questions"
-                         + (f" ({g.direct:.0%} directly)" if g.direct else "")
+                g.why = (f"they change the guess by {_pct(g.effect)} of the gap, but only "
+                         f"{_pct(g.queries)} of it through the later heads' questions"
+                         + (f" ({_pct(g.direct)} directly)" if g.direct else "")
                          + ": a warning works through what later people ask")
             else:
                 g.passes = True
@@ -681,7 +715,7 @@ class _Judge:
                          f": what is said at {asker} does not reach the guess, "
                          f"which is made at {self.puzzle.metric.at}")
                 g.why = (f"their words reach the guess directly by only "
-                         f"{sign * g.direct:.0%} of the gap{where}")
+                         f"{_pct(sign * g.direct)} of the gap{where}")
             else:
                 g.passes = True
         else:
@@ -798,7 +832,7 @@ class _Judge:
                       + (")" if len(g.heads) > 1 else "")
                       + f", an even spread would give {even:.2f}")
             together = "together they move" if len(g.heads) > 1 else "it moves"
-            moved = f"{together} the guess by {g.effect:.0%} of the gap"
+            moved = f"{together} the guess by {_pct(g.effect)} of the gap"
             backup = (" with the main name movers silenced" if q.card == "backup-name-mover"
                       else "")
             strong = sign * g.effect >= EFFECT_MIN or (
@@ -807,7 +841,7 @@ class _Judge:
                 if not self.measurable(g, sign):
                     rep.verdict = "not-measurable"
                     rep.message = (f"{listen}; {moved}{backup}, but that is inside the noise "
-                                   f"of these prompts ({g.noise:.0%} either way)")
+                                   f"of these prompts ({_pct(g.noise)} either way)")
                     return rep, []
                 rep.verdict = "confirmed"
                 rep.message = f"{listen}; {moved}{backup}" + self._mechanism_words(q.card, g)
@@ -885,10 +919,10 @@ class _Judge:
     @staticmethod
     def _mechanism_words(card: str, g: _Group) -> str:
         if card == "s-inhibition":
-            return (f"; {g.queries:.0%} of the gap goes through what later heads ask, "
-                    f"{g.direct:.0%} directly")
+            return (f"; {_pct(g.queries)} of the gap goes through what later heads ask, "
+                    f"{_pct(g.direct)} directly")
         if card in ("name-mover", "copy", "negative-name-mover"):
-            return f" ({g.direct:.0%} directly into the guess)"
+            return f" ({_pct(g.direct)} directly into the guess)"
         return ""
 
     def judge_think(self, q: Question, rep: QuestionReport, layers: Sequence[int]
@@ -903,15 +937,15 @@ class _Judge:
         if effect >= EFFECT_MIN and effect >= NOISE_Z * noise:
             rep.verdict = "confirmed"
             rep.message = (f"in round {q.round}, what {q.asker} thinks matters: replacing it "
-                           f"moves the guess by {effect:.0%} of the gap")
+                           f"moves the guess by {_pct(effect)} of the gap")
         elif effect >= EFFECT_MIN:
             rep.verdict = "not-measurable"
             rep.message = (f"in round {q.round}, replacing what {q.asker} thinks moves the "
-                           f"guess by {effect:.0%} of the gap, inside the noise ({noise:.0%})")
+                           f"guess by {_pct(effect)} of the gap, inside the noise ({_pct(noise)})")
         else:
             rep.verdict = "not-needed"
             rep.message = (f"in round {q.round}, what {q.asker} thinks barely matters "
-                           f"(the guess moves by {effect:.0%} of the gap)")
+                           f"(the guess moves by {_pct(effect)} of the gap)")
         return rep, []
 
     # ---- faithfulness ----------------------------------------------------------------

@@ -797,6 +797,16 @@ def _targets(puzzle: Puzzle, info: ModelInfo | None, notes: list[str]) -> list[t
     for name, block in puzzle.models.items():
         if name == "gpt2":
             out.append(("gpt2", "gpt2"))
+        elif name == "smollm2":
+            from engine.smollm2 import converted_dir
+
+            if converted_dir() is None:
+                msg = ("SmolLM2 is not converted (`lineup download smollm2`): smollm2 blocks "
+                       "were checked without its tokenizer")
+                if msg not in notes:
+                    notes.append(msg)
+            else:
+                out.append(("smollm2", "smollm2"))
         else:
             toy = block.toy or "toy"
             if toy_config(toy) is None:
