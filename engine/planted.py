@@ -207,14 +207,14 @@ def _redundant_jobs() -> dict[tuple[int, int], Job]:
     # one alone barely matters and all four together carry the task
     for h in ((7, 3), (7, 9), (8, 6), (8, 10)):
         jobs[h] = Job("s-inhibition", sink=jobs[h].sink, gain=1.9)
-    # name movers: three crisp ones plus sharp backups in layer 11 that fill any gap
-    jobs[(9, 9)] = Job("name-mover", sink=-2.5)
-    jobs[(9, 6)] = Job("name-mover", sink=-2.5)
-    jobs[(10, 0)] = Job("name-mover", sink=-2.5)
+    # name movers: six sharing the job (each a sixth of the guess), plus backups in layer 11
+    # whose gate opens as the guess falls short
     for h in ((10, 1), (10, 2), (10, 6), (10, 10)):
         jobs.pop(h)
+    for h in ((9, 9), (9, 6), (10, 0), (9, 0), (9, 7), (10, 1)):
+        jobs[h] = Job("name-mover", sink=-2.5, gain=0.5)
     for h in ((11, 2), (11, 9), (11, 3), (11, 5)):
-        jobs[h] = Job("backup-name-mover", sink=-19.2, gain=0.25)
+        jobs[h] = Job("backup-name-mover", sink=-15.0, gain=0.25)
     return jobs
 
 
@@ -265,7 +265,7 @@ def spec(name: str) -> PlantedSpec:
     if name == "planted-redundant":
         return PlantedSpec(name, "planted GPT-2 small with redundant s-inhibition heads and "
                            "name movers", _with_distractors(_redundant_jobs()),
-                           backup_name=30.0, backup_guess=16.0, backup_avoid=30.0)
+                           backup_name=30.0, backup_guess=10.0, backup_avoid=30.0)
     if name == "planted-moved":
         return PlantedSpec(name, "planted GPT-2 small with the circuit in earlier layers",
                            _with_distractors(_moved_jobs()), mlp_layer=MOVED_LAYERS[6])
