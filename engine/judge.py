@@ -188,7 +188,8 @@ def _prompt_key(lm: LoadedModel, ps: PromptSet, roles: list[str]) -> str:
 
 
 def _load_split(lm: LoadedModel, ps: PromptSet, roles: list[str], *, play: bool,
-                cancelled: Callable[[], bool] | None) -> tuple[_Split, bool]:
+                cancelled: Callable[[], bool] | None,
+                step: Callable[[str, float], None] | None = None) -> tuple[_Split, bool]:
     """The split's runs from the cache (memoised in-process, see ``engine.cache``), or built
     (and saved). Returns (split, cached).
 
@@ -216,7 +217,7 @@ def _load_split(lm: LoadedModel, ps: PromptSet, roles: list[str], *, play: bool,
         split.data["effects"] = {**data.get("effects", {}),
                                  **_saved_effects(key, data["build"], split.n)}
     else:
-        split.data = _build_split(lm, ps, split, play=play, cancelled=cancelled)
+        split.data = _build_split(lm, ps, split, play=play, cancelled=cancelled, step=step)
         split.data["build"] = secrets.token_hex(8)
         cache.save("judge", key, {**split.data, "effects": dict(split.effects)}, memo=True)
     return split, cached
@@ -246,7 +247,8 @@ def _save_effects(split: _Split) -> None:
 
 
 def _build_split(lm: LoadedModel, ps: PromptSet, split: _Split, *, play: bool,
-                 cancelled: Callable[[], bool] | None) -> dict[str, Any]:
+                 cancelled: Callable[[], bool] | None,
+                 step: Callable[[str, float], None] | None = None) -> dict[str, Any]:
     import torch
 
     from engine.hooks import act_name, forward, unembed
@@ -278,6 +280,8 @@ def _build_split(lm: LoadedModel, ps: PromptSet, split: _Split, *, play: bool,
         del run
         if cancelled is not None and cancelled():
             raise InterruptedError("grading cancelled")
+        if step is not None:
+            step("running the real sentences", 0.25 if play else 0.94)
         # clean run: metric, attention between roles, head outputs at the role positions
         resid_names = [act_name("resid_pre", layer) for layer in range(L)]
         record = [final] + ([act_name("pattern", layer) for layer in range(L)] + z_names
@@ -817,6 +821,14 @@ class _Judge:
         sign = self.metric_sign(q.card, p)
         even = self.even(a)
 
+        if q.card in COPY_SIGN and not self.direct_reaches(a):
+            # a mover's job is to put a word into the guess: asked anywhere else, the card
+            # cannot be what any head does
+            rep.verdict = "no-such-question"
+            rep.message = (f"this card moves a word into the guess, but the guess is made at "
+                           f"{self.puzzle.metric.at}: what is said at {a} does not reach it "
+                           "directly")
+            return rep, []
         g, misfit = self.group_for(q.card, layers, a, p)
         rep.effect = g.effect
         rep.numbers = {"effect": g.effect, "noise": g.noise, "direct": g.direct,
@@ -1005,9 +1017,10 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
     timing["prompts"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    step("runs", 0.05)
-    play, cached_play = _load_split(lm, ps_play, roles, play=True, cancelled=cancelled)
-    step("runs", 0.5)
+    step("running the swapped sentences", 0.05)
+    play, cached_play = _load_split(lm, ps_play, roles, play=True, cancelled=cancelled,
+                                    step=step)
+    step("measuring every head", 0.45)
     heads = _head_scores(lm)
     timing["runs"] = time.perf_counter() - t1
     timing["cached"] = 1.0 if cached_play else 0.0
@@ -1038,7 +1051,7 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
 
     used: list[list[Head]] = []
     for i, (q, is_given) in enumerate(placed):
-        step("judging", 0.6 + 0.3 * i / max(1, len(placed)))
+        step(f"checking question {i + 1} of {len(placed)}", 0.6 + 0.3 * i / max(1, len(placed)))
         why = _invalid(q, puzzle, block, roles, ps_play)
         if why is not None:
             reports.append(QuestionReport(q.round, q.asker, q.card, q.responder, is_given,
@@ -1064,7 +1077,8 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
         t3 = time.perf_counter()
         step("held-out prompts", 0.92)
         ps_held = puzzle.build_prompts(lm.tokenizer, "heldout")
-        heldout, cached_held = _load_split(lm, ps_held, roles, play=False, cancelled=cancelled)
+        heldout, cached_held = _load_split(lm, ps_held, roles, play=False, cancelled=cancelled,
+                                           step=step)
         splits.append(heldout)
         timing["cached"] = 1.0 if (cached_play and cached_held) else 0.0
         faith_held = judge.faithfulness(heldout, keep)

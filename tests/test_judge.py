@@ -416,3 +416,43 @@ def test_shipped_toy_reference_solutions_earn_three_stars(puzzle_id, toy):
     block = puzzle.models["toy"]
     report = grade(puzzle, Circuit(puzzle.id, list(block.solution)), toy)
     assert report.stars == 3, [(q.verdict, q.message) for q in report.questions]
+
+
+@pytest.mark.parametrize("wrong, why", [
+    # a duplicate-token head is no s-inhibition head: its effect goes through later heads'
+    # keys and values at S2, not through what later heads ask
+    (Question("middle", "S2", "s-inhibition", "S1"), "questions"),
+    # the s-inhibition head is no name mover: it listens to S2, and its words do not reach the
+    # guess directly
+    (Question("late-middle", "END", "name-mover", "S2"), ""),
+    # the induction head at S2 is no name mover: the guess is not made at S2
+    (Question("middle", "S2", "name-mover", "S1+1"), ""),
+])
+def test_wrong_cards_are_not_confirmed(ioi, toy, wrong, why):
+    report = check(ioi, toy, DUP, INH, NM, wrong)
+    [rep] = [q for q in report.questions if (q.round, q.card) == (wrong.round, wrong.card)]
+    assert not rep.holds, (rep.verdict, rep.message)
+    assert why in rep.message
+    assert report.stars == 0
+
+
+def test_previous_token_head_is_no_copy_head(toy):
+    """On the induction puzzle, the previous-token head 0.1 (B asks A) is not a copy head:
+    what it says at B never reaches the guess, which is made at A2."""
+    puzzle = find_puzzle("induction-two-step")
+    solution = list(puzzle.models["toy"].solution)
+    wrong = Question("early", "B", "copy", "A")
+    report = grade(puzzle, Circuit(puzzle.id, [*solution, wrong]), toy)
+    [rep] = [q for q in report.questions if q.card == "copy"]
+    assert not rep.holds and "does not reach it" in rep.message
+    assert report.stars == 0
+
+
+def test_random_weights_do_not_do_the_task_and_confirm_nothing(ioi, random_gpt2, tmp_path):
+    puzzle = find_puzzle("ioi-whole-circuit")
+    block = puzzle.models["gpt2"]
+    report = grade(puzzle, Circuit(puzzle.id, list(block.solution)), random_gpt2)
+    assert not report.task_ok and report.stars == 0
+    assert "does not do the task" in report.task_message
+    assert all(q.verdict == "not-measurable" for q in report.questions)
+    assert report.task_message in report.problems
