@@ -33,32 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
 from bench.hf_loop import hf_head_grid
+from bench.tl_compare import IOI_ANSWERS_8, IOI_CLEAN_8, IOI_CORRUPTED_8
 from engine.interventions import LogitDiff, head_patch_grid
 from engine.models import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
-CLEAN_8 = [
-    "When Mary and John went to the store, John gave a drink to",
-    "When Tom and Anna went to the park, Tom gave a ball to",
-    "When Mark and Lisa went to the store, Mark gave a drink to",
-    "When Paul and Kate went to the school, Paul gave a book to",
-    "When Sarah and Dan went to the beach, Sarah gave a ring to",
-    "When Emma and Mike went to the house, Emma gave a pen to",
-    "When Jack and Laura went to the office, Jack gave a key to",
-    "When Adam and Jane went to the church, Adam gave a letter to",
-]
-CORRUPTED_8 = [
-    "When Alice and Bob went to the store, Carl gave a drink to",
-    "When Sam and Kate went to the park, Ben gave a ball to",
-    "When Eric and Ruth went to the store, Chris gave a drink to",
-    "When Lucy and Joe went to the school, Steve gave a book to",
-    "When Frank and Helen went to the beach, Henry gave a ring to",
-    "When Kevin and Peter went to the house, George gave a pen to",
-    "When David and Rose went to the office, Amy gave a key to",
-    "When Alex and Mary went to the church, James gave a letter to",
-]
-ANSWERS_8 = [(" Mary", " John"), (" Anna", " Tom"), (" Lisa", " Mark"), (" Kate", " Paul"),
-             (" Dan", " Sarah"), (" Mike", " Emma"), (" Laura", " Jack"), (" Jane", " Adam")]
+# The same eight IOI prompts as the GPT-2 benchmark; every name is one SmolLM2 token too.
+CLEAN_8, CORRUPTED_8, ANSWERS_8 = IOI_CLEAN_8, IOI_CORRUPTED_8, IOI_ANSWERS_8
 
 
 def timed(fn, *args, **kwargs):
