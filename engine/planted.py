@@ -43,15 +43,20 @@ The mechanisms (scores in nats, before the random jitter):
 - induction: query my token's code, key their "previous" slot (K-composition with the
   previous-token heads); the answer is their token (into "guess", the next-token guess) and
   +1 into "repeated". So at S2 an induction head attends S1+1 and also marks S2 as repeated.
-- s-inhibition: key 6 * repeated + 2 * name, the sink about as high as S2: S2 gets about
-  half, IO and S1 almost nothing. The answer is S2's token, into "avoid". With either the
-  duplicate-token or the induction path gone, "repeated" at S2 halves and S2 loses 3 nats.
+- MLP 6 (the only working MLP): "repeated_clean" = clip((repeated - 0.4) / 0.35, 0, 1), so
+  S2 counts as repeated only when both the duplicate-token and the induction path fired.
+- s-inhibition: key 9 * repeated_clean + 2 * name, the sink about as high as S2: S2 gets
+  about half, IO and S1 almost nothing. The answer is S2's token, into "avoid". With either
+  path gone, the clean flag at S2 falls to about 0.3 and S2 loses about 6 nats.
 - name-mover: only the word " to" asks; names score +mu there, and the query subtracts
   nu * <avoid, token> (Q-composition): S loses, IO wins. The answer is IO's token into "guess".
 - negative-name-mover: the same question, answering minus the token.
 - backup-name-mover: the same question, but the query also subtracts kappa * <guess, token>:
   while the name movers have already put IO into the guess, IO scores below the sink and the
   backup is silent; with the name movers knocked out, it attends IO and copies it.
+
+Every planted head's sink score and output scale are then calibrated on a few prompts
+(``calibrate``), so that the random jitter does not decide which heads work.
 """
 
 from __future__ import annotations
