@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
             from engine.pack import kind_of
 
             return error(f"{visible(p)} is {kind_of(mode)}, not a puzzle file or folder")
-    from engine.validate import expand_paths, validate_paths
+    from engine.authoring import validate_paths
+    from engine.validate import expand_paths
 
     files = expand_paths(args.paths)
     if not files:
