@@ -412,10 +412,9 @@ def run_edits(lm: LoadedModel, state: PatchState, edits: Sequence[Edit], *,
         hooks = _edit_hooks(lm, state, chunk, first)
         tokens = Tokens(ids=state.tokens.ids.repeat(k, 1), lengths=list(state.tokens.lengths) * k)
         with torch.no_grad():
-            if first > 0:
+            if state.target_resid is not None:  # start from the cache, even at layer 0
                 run = forward(lm, tokens, record=[final], hooks=hooks, logits="none",
-                              start_layer=first,
-                              resid=state.target_resid[first].repeat(k, 1, 1))  # type: ignore
+                              start_layer=first, resid=state.target_resid[first].repeat(k, 1, 1))
             else:
                 run = forward(lm, tokens, record=[final], hooks=hooks, logits="none")
             resid = run.cache[final].view(k, n, *run.cache[final].shape[1:])

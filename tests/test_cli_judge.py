@@ -119,7 +119,7 @@ def test_check_refuses_a_fifo_and_a_prompt_longer_than_the_model_reads(tmp_path,
     assert done.returncode == 2 and "named pipe" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     source = (ROOT / "puzzles" / "induction" / "01-previous-token.yaml").read_text()
-    long = source.replace('    - " {W1} {W2}', '    - "' + " the" * 80 + ' {W1} {W2}', 1)
+    long = source.replace(' {W1} {W2}', " the" * 80 + ' {W1} {W2}', 1)  # the first template
     assert long != source
     (tmp_path / "long.yaml").write_text(long)
     good = circuit(tmp_path / "c.yaml", "induction-previous-token", [])
