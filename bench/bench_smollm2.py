@@ -21,7 +21,6 @@ import contextlib
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -72,17 +71,21 @@ def tl_grid(bridge, clean_ids, corrupted_ids, metric):
             bridge, corrupted_ids, clean_cache, lambda logits: metric(logits[:, -1]).mean())
 
 
+PEAK = ("\nimport resource, sys; "
+        "print('peak-kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
+
+
 def child(code: str, env: dict[str, str] | None = None) -> tuple[str, float, float]:
-    """Run ``code`` in a fresh interpreter: (stdout, wall s, peak RSS MB of that child)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run ``code`` in a fresh interpreter: (stdout, wall s, that child's own peak RSS MB)."""
     t = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", code + PEAK], capture_output=True, text=True,
                           cwd=ROOT, env={**os.environ, **(env or {})}, check=False)
     wall = time.perf_counter() - t
     if done.returncode != 0:
         raise SystemExit(f"child failed: {done.stderr[-800:]}")
-    peak = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
-    return done.stdout, wall, peak
+    peak_kb = next(int(line.split()[1]) for line in done.stderr.splitlines()
+                   if line.startswith("peak-kb "))
+    return done.stdout, wall, peak_kb / 1024
 
 
 def main() -> None:
@@ -121,7 +124,7 @@ def main() -> None:
     if not args.skip_conversion:
         with tempfile.TemporaryDirectory() as tmp:
             target = Path(tmp) / "smollm2"
-            _, wall, peak = child("from engine.smollm2 import main; raise SystemExit(main([]))",
+            _, wall, peak = child("from engine.smollm2 import main; main([])",
                                   {"LINEUP_SMOLLM2_DIR": str(target)})
             print(f"| download + sha256 + conversion (fresh process) | {wall:.1f} s, "
                   f"peak RSS {peak:.0f} MB |", flush=True)
