@@ -15,16 +15,16 @@ def test_random_gpt2_plays_the_gpt2_block(random_gpt2):
     assert random_gpt2.block == "gpt2"
     circuit = Circuit(puzzle.id, [Question("late", "END", "name-mover", "IO")])
     report = grade(puzzle, circuit, random_gpt2)
-    # random weights do no IOI: every question is graded (none invalid), none is confirmed
+    # random weights do no IOI: the judge says so instead of grading, and confirms nothing
+    assert not report.task_ok and report.task_message
     assert len(report.questions) == len(puzzle.models["gpt2"].given) + 1
     verdicts = [q.verdict for q in report.questions]
     assert "invalid" not in verdicts and "confirmed" not in verdicts, verdicts
     assert report.stars == 0 and not report.solved
     assert report.heldout_faithfulness is None  # the play prompts fail: not measured
-    # the player's question shows its closest heads, all from round late (layers 9-11)
+    # any heads the player's question shows come from its round, late (layers 9-11)
     mine = report.questions[-1]
     late = puzzle.models["gpt2"].layers("late")
-    assert 1 <= len(mine.heads) <= 5
     assert all(h.layer in late and 0.0 <= h.attention <= 1.0 for h in mine.heads)
     again = grade(puzzle, circuit, random_gpt2)
     assert again.timing_s["cached"] == 1.0
