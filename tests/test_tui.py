@@ -91,14 +91,7 @@ async def open_from_menu_keys(pilot, app, puzzle_id: str) -> None:
 
 
 async def open_from_menu(pilot, app, puzzle_id: str) -> PuzzleScreen:
-    options = app.screen.query_one(OptionList)
-    menu = app.screen
-    ids = [getattr(menu.puzzle_at(o.id), "id", None) for o in options.options]
-    target = ids.index(puzzle_id)
-    while options.highlighted != target:
-        await pilot.press("down" if options.highlighted < target else "up")
-    await pilot.press("enter")
-    await pilot.pause()
+    await open_from_menu_keys(pilot, app, puzzle_id)
     assert isinstance(app.screen, PuzzleScreen)
     return app.screen
 
