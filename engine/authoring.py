@@ -29,8 +29,11 @@ def validate_paths(paths: Iterable[str | Path], model: str | None = None,
 
 
 def _stars(report: Any) -> str:
+    held = ("" if report.heldout_faithfulness is None else
+            f", held-out {report.heldout_faithfulness:.2f} (line "
+            f"{report.heldout_pass_line:.2f})")
     return (f"{report.stars} star{'s' if report.stars != 1 else ''}, faithfulness "
-            f"{report.faithfulness:.2f}, pass line {report.pass_line:.2f}")
+            f"{report.faithfulness:.2f}, pass line {report.pass_line:.2f}{held}")
 
 
 def check_reference_with_judge(puzzle: Puzzle, model_spec: str, *, doc: Doc | None = None,
@@ -125,7 +128,7 @@ def check_reference_with_judge(puzzle: Puzzle, model_spec: str, *, doc: Doc | No
     passed = 0
     for t in trivials:
         try:
-            r = grade(puzzle, t.circuit, lm)
+            r = grade(puzzle, t.circuit, lm, fail_fast=True)
         except LineupError as exc:
             out.add(base, f"the judge could not grade {t.label} on {name}: {exc}")
             continue

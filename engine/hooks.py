@@ -106,6 +106,7 @@ def forward(
     resid: torch.Tensor | None = None,
     stop_layer: int | None = None,
     logits: LogitsMode = "all",
+    on_layer: Callable[[int, int], None] | None = None,
 ) -> Run:
     """Run the model once, recording ``record`` and applying ``hooks``.
 
@@ -115,6 +116,8 @@ def forward(
     ``resid`` (that layer's ``resid_pre``, [batch, pos, d_model]) skips the layers before it.
     ``stop_layer`` ends after that many layers (no logits). ``logits="last"`` unembeds only
     each prompt's last real token, giving [batch, vocab]; ``"all"`` gives [batch, pos, vocab].
+    ``on_layer(done, total)`` hears after each layer (progress on a slow model; it may raise
+    to stop the run).
     """
     import torch
 
@@ -169,6 +172,8 @@ def forward(
             x = _final_block_last_only(adapter, layer, x, rows, last, rotary)
         else:
             x = _block(adapter, layer, x, causal, rotary, point, names)
+        if on_layer is not None:
+            on_layer(layer + 1 - start_layer, end - start_layer)
 
     if stop_layer is not None or logits == "none":
         return Run(None, cache)

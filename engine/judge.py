@@ -34,6 +34,7 @@ The patched runs are ``engine.interventions.run_edits`` (the one runner) and the
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -268,8 +269,14 @@ def _build_split(lm: LoadedModel, ps: PromptSet, split: _Split, *, play: bool,
     metric = PuzzleMetric.from_prompts(ps)
     with torch.no_grad():
         # corrupted run: means for ablation, its activations as the source of noising
+        def progress(stage: str, lo: float, hi: float) -> Callable[[int, int], None] | None:
+            if step is None:
+                return None
+            return lambda done, total: step(stage, lo + (hi - lo) * done / total)
+
+        lo, hi = (0.05, 0.25) if play else (0.92, 0.94)
         run = forward(lm, corrupted, record=[*z_names, *(mlp_names if play else []), final],
-                      logits="none")
+                      logits="none", on_layer=progress("running the swapped sentences", lo, hi))
         out["corrupted"] = split.metric(_resid_at(run.cache[final], split.at)).cpu()
         templates = ps.templates or [0] * n
         out["means"] = torch.stack([group_means(run.cache[z_names[layer]], corrupted.lengths,
@@ -286,7 +293,9 @@ def _build_split(lm: LoadedModel, ps: PromptSet, split: _Split, *, play: bool,
         resid_names = [act_name("resid_pre", layer) for layer in range(L)]
         record = [final] + ([act_name("pattern", layer) for layer in range(L)] + z_names
                             + resid_names if play else [])
-        run = forward(lm, split.tokens, record=record, logits="none")
+        lo, hi = (0.25, 0.45) if play else (0.94, 0.96)
+        run = forward(lm, split.tokens, record=record, logits="none",
+                      on_layer=progress("running the real sentences", lo, hi))
         resid_at = _resid_at(run.cache[final], split.at)
         out["clean"] = split.metric(resid_at).cpu()
         out["answered"] = metric.answered(unembed(lm, resid_at)).float().cpu()
@@ -496,6 +505,10 @@ class _Judge:
         self.att = play.data["att"]  # [L, H, R, R]
         self.uniform = play.data["uniform"]  # [R]
         self._copy: dict[tuple, float] = {}
+        self.silenced_heads: list[Head] = []  # set on a view made by ``without``
+        # the heads a circuit is judged over: those of the puzzle's rounds (kept layers play
+        # as usual and are never silenced)
+        self.round_heads = [h for h in _all_heads(lm) if not block.is_kept(h[0])]
 
     # ---- attention -------------------------------------------------------------------
     def visible(self, asker: str) -> list[str]:
@@ -759,15 +772,78 @@ class _Judge:
                 out.append(h)
         return out
 
+    def without(self, heads: Sequence[Head]) -> _Judge:
+        """This judge as the line looks with ``heads`` mean-ablated: who listens to whom, what
+        each head says at the roles, the final residual. Backups wake up only when the main
+        name movers are gone, so in the full model they barely listen to anyone: they are
+        found, and their words read, in this run (the effects stay those of the cache)."""
+        import copy
+
+        import torch
+
+        from engine.hooks import act_name, forward
+
+        key = frozenset(heads)
+        if not key:
+            return self
+        views = self.__dict__.setdefault("_views", {})
+        if key in views:
+            return views[key]
+        p, L = self.play, self.lm.n_layers
+        means = p.data["means"]
+        by_layer: dict[int, list[int]] = {}
+        for layer, h in heads:
+            by_layer.setdefault(layer, []).append(h)
+
+        def silence(layer: int, hs: list[int]) -> Callable[[torch.Tensor], torch.Tensor]:
+            def hook(z: torch.Tensor) -> torch.Tensor:
+                z = z.clone()
+                z[:, :, hs] = means[layer][:, : z.shape[1], hs]
+                return z
+            return hook
+
+        z_names = [act_name("z", layer) for layer in range(L)]
+        final = _final_name(self.lm)
+        record = [final, *z_names, *(act_name("pattern", layer) for layer in range(L))]
+        hooks = {z_names[layer]: silence(layer, hs) for layer, hs in by_layer.items()}
+        rows = torch.arange(p.n, device=p.tokens.ids.device)
+        pos = p.pos
+        with torch.no_grad():
+            run = forward(self.lm, p.tokens, record=record, hooks=hooks, logits="none")
+            att = []
+            for layer in range(L):
+                pattern = run.cache[act_name("pattern", layer)]
+                a = pattern[rows[:, None, None], :, pos.T[:, :, None], pos.T[:, None, :]]
+                att.append(a.permute(0, 3, 1, 2).mean(0))
+            data = dict(p.data)  # the same effects dict: patched runs stay shared
+            data["z_roles"] = torch.stack([run.cache[z_names[layer]][rows[None], pos]
+                                           for layer in range(L)])
+            data["final_roles"] = run.cache[final][rows[None], pos]
+            data["final_at"] = _resid_at(run.cache[final], p.at)
+        del run
+        view = copy.copy(self)
+        view.__dict__.pop("_views", None)
+        view.play = dataclasses.replace(p, data=data)
+        view.att = torch.stack(att).cpu()
+        view._copy = {}
+        view.silenced_heads = list(heads)
+        views[key] = view
+        return view
+
     def group_for(self, card: str, layers: Sequence[int], asker: str, responder: str
                   ) -> tuple[_Group, list[tuple[Head, str]]]:
-        fit, misfit = self.fitting(layers, asker, card, responder)
         ablate: frozenset = frozenset()
+        judge: _Judge = self
         if card == "backup-name-mover":
-            primary = self.primaries(asker, responder)
-            fit = [h for h in fit if h not in primary]
+            primary = self.silenced_heads or self.primaries(asker, responder)
+            judge = self.without(primary)
             ablate = frozenset(primary)
-        return self.measure(card, fit, asker, ablate, self.metric_sign(card, responder)), misfit
+        fit, misfit = judge.fitting(layers, asker, card, responder)
+        fit = [h for h in fit if h not in ablate]
+        g = judge.measure(card, fit, asker, ablate, self.metric_sign(card, responder))
+        if judge.play.dirty:
+            self.play.dirty = True
+        return g, misfit
 
     def evidence(self, g: _Group, card: str, asker: str, responder: str | None
                  ) -> list[HeadEvidence]:
@@ -835,7 +911,9 @@ class _Judge:
                        "through_queries": g.queries}
         names = [f"{l_}.{h}" for l_, h in g.heads]
         if g.heads:
-            rep.heads = self.evidence(g, q.card, a, p)
+            seen_by = (self.without(self.primaries(a, p)) if q.card == "backup-name-mover"
+                       else self)
+            rep.heads = seen_by.evidence(g, q.card, a, p)
             best = max(rep.heads, key=lambda e: e.attention)
             listen = (f"in round {q.round}, {a} asks {p} this: "
                       + (f"{len(g.heads)} heads listen to {p} (the most attentive gives it "
@@ -961,20 +1039,75 @@ class _Judge:
         return rep, []
 
     # ---- faithfulness ----------------------------------------------------------------
-    def faithfulness(self, split: _Split, keep: set[Head]) -> float:
+    def silenced(self, keep: set[Head]) -> Edit:
+        """Every head of the rounds that ``keep`` does not name, mean-ablated."""
         from engine.interventions import Edit
 
-        edit = Edit.of(ablate=[h for h in _all_heads(self.lm) if h not in keep])
+        return Edit.of(ablate=[h for h in self.round_heads if h not in keep])
+
+    def completeness(self, split: _Split, keep: set[Head], faith: float,
+                     reports: Sequence[QuestionReport], used: Sequence[Sequence[Head]]
+                     ) -> dict[str, float]:
+        """The puzzle's completeness test (``Thresholds.within`` / ``without``): how far the
+        circuit is from behaving like the model, as is and with the ``without`` card's heads
+        silenced in both. Wang et al. use the same test to show a circuit holds the heads
+        that take over when the main ones are knocked out."""
+        t = self.block.thresholds
+        assert t.within is not None
+        out = {"as_is": faith, "within": t.within}
+        worst = abs(faith - 1.0)
+        if t.without is not None:
+            gone = {h for rep, hs in zip(reports, used, strict=True) if rep.card == t.without
+                    for h in hs}
+            out["silenced_heads"] = float(len(gone))
+            circuit = self.faithfulness(split, keep - gone)
+            edit = self.silenced(set(self.round_heads) - gone)  # only `gone` silenced
+            _ensure(self.lm, split, [edit])
+            values = _values(split, edit)
+            floor = self.floor(split)
+            denom = split.clean - floor
+            model = (sum(values) / len(values) - floor) / denom if abs(denom) > 1e-6 else 0.0
+            out.update(circuit_without=circuit, model_without=model)
+            worst = max(worst, abs(circuit - model))
+        out["ok"] = 1.0 if worst <= t.within else 0.0
+        return out
+
+    def incomplete_words(self, c: dict[str, float]) -> str:
+        """Why the completeness test fails, in the line's words, without naming heads."""
+        w = c["within"]
+        if abs(c["as_is"] - 1.0) > w:
+            how = "more" if c["as_is"] > 1.0 else "less"
+            return (f"your circuit says the answer {how} surely than the whole line does "
+                    f"(faithfulness {c['as_is']:.2f}; it must be within {w:.2f} of 1.00): "
+                    + ("someone who holds the answer back is missing" if how == "more"
+                       else "someone who helps is missing"))
+        card = self.block.thresholds.without
+        return (f"silence the people who ask {card} and the whole line still keeps "
+                f"{c['model_without']:.2f} of its answer, but your circuit keeps "
+                f"{c['circuit_without']:.2f} (they must agree within {w:.2f}): "
+                + ("someone who takes over when they are gone is missing"
+                   if c["circuit_without"] < c["model_without"] else
+                   "someone who holds the answer back is missing"))
+
+    def floor(self, split: _Split) -> float:
+        """The metric with every head of the rounds silenced: faithfulness 0. Without kept
+        layers that is the whole model's heads, measured once when the split is built."""
+        if not self.block.kept:
+            return split.ablated
+        edit = self.silenced(set())
         _ensure(self.lm, split, [edit])
         values = _values(split, edit)
-        return self._faith(split, sum(values) / len(values))
+        return sum(values) / len(values)
 
-    @staticmethod
-    def _faith(split: _Split, value: float) -> float:
-        denom = split.clean - split.ablated
+    def faithfulness(self, split: _Split, keep: set[Head]) -> float:
+        edit = self.silenced(keep)
+        _ensure(self.lm, split, [edit])
+        values = _values(split, edit)
+        floor = self.floor(split)
+        denom = split.clean - floor
         if abs(denom) < 1e-6:
             return 0.0
-        return (value - split.ablated) / denom
+        return (sum(values) / len(values) - floor) / denom
 
 
 def _invalid(q: Question, puzzle: Puzzle, block: ModelBlock, roles: list[str],
@@ -994,10 +1127,14 @@ def _normalise(q: Question) -> Question:
 
 def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
           progress: Callable[[str, float], None] | None = None,
-          cancelled: Callable[[], bool] | None = None) -> Report:
+          cancelled: Callable[[], bool] | None = None, fail_fast: bool = False) -> Report:
     """Grade ``circuit`` for ``puzzle`` on ``lm`` (its ``lm.block`` block). See the module
     docstring for the rules. Raises ``UsageError`` when the puzzle is locked for the model and
-    ``InterruptedError`` when ``cancelled()`` turns true."""
+    ``InterruptedError`` when ``cancelled()`` turns true.
+
+    ``fail_fast`` stops at the first placed question that does not hold: the report then
+    only answers "solved or not" (no star can come of it), which is all the validator asks
+    of a trivial circuit of a hundred questions."""
     t0 = time.perf_counter()
     timing: dict[str, float] = {}
 
@@ -1061,6 +1198,12 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
         rep, heads_used = judge.judge_question(q, is_given, task)
         reports.append(rep)
         used.append(heads_used)
+        if fail_fast and not is_given and not rep.holds:
+            rest = len(placed) - i - 1
+            if rest:
+                problems.append(f"stopped at the first question that does not hold ({rest} "
+                                "more not judged)")
+            break
 
     step("faithfulness", 0.9)
     keep = {h for hs in used for h in hs}
@@ -1068,12 +1211,18 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
     pass_line = block.thresholds.faithfulness
     held_line = block.thresholds.heldout_faithfulness
     holds = bool(reports) and all(r.holds for r in reports) and task.ok
+    completeness: dict[str, float] = {}
+    if holds and faith >= pass_line and block.thresholds.within is not None:
+        completeness = judge.completeness(play, keep, faith, reports, used)
+        if not completeness["ok"]:
+            problems.append(judge.incomplete_words(completeness))
+    complete = not completeness or bool(completeness["ok"])
 
     # Held-out prompts can only confirm a pass, so they are run only once the play prompts
     # pass; otherwise their faithfulness is not measured (None).
     splits = [play]
     faith_held: float | None = None
-    if holds and faith >= pass_line:
+    if holds and faith >= pass_line and complete:
         t3 = time.perf_counter()
         step("held-out prompts", 0.92)
         ps_held = puzzle.build_prompts(lm.tokenizer, "heldout")
@@ -1085,7 +1234,6 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
         timing["heldout"] = time.perf_counter() - t3
 
     # minimality: drop each confirmed question the player placed (its heads no other uses)
-    from engine.interventions import Edit
 
     drops = []
     for i, rep in enumerate(reports):
@@ -1096,8 +1244,7 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
             continue
         rest = {h for j, hs in enumerate(used) if j != i for h in hs}
         drops.append((i, rest))
-    _ensure(lm, play, [Edit.of(ablate=[h for h in _all_heads(lm) if h not in rest])
-                       for _, rest in drops])
+    _ensure(lm, play, [judge.silenced(rest) for _, rest in drops])
     for i, rest in drops:
         rep = reports[i]
         without = judge.faithfulness(play, rest)
@@ -1109,7 +1256,7 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
                            f"{without:.2f} without this question and {faith:.2f} with it")
 
     stars = stars_for(reports, faith, pass_line, faith_held, held_line, task_ok=task.ok,
-                      right_puzzle=not wrong_puzzle)
+                      right_puzzle=not wrong_puzzle, complete=complete)
     if stars >= 1 and faith < pass_line:
         problems.append(f"faithfulness {faith:.2f} is below the pass line {pass_line:.2f}: "
                         "a step is missing")
@@ -1129,8 +1276,9 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
         metric_full=play.clean, metric_corrupted=play.corrupted, faithfulness=faith,
         heldout_faithfulness=faith_held, pass_line=pass_line, questions=reports,
         problems=problems, timing_s=timing, heldout_pass_line=held_line,
-        metric_ablated=play.ablated, circuit_heads=[f"{a}.{b}" for a, b in sorted(keep)],
+        metric_ablated=judge.floor(play), circuit_heads=[f"{a}.{b}" for a, b in sorted(keep)],
         task_ok=task.ok, task_message=task.message, accuracy=task.accuracy,
+        completeness=completeness,
     )
 
 

@@ -398,7 +398,7 @@ def resolve_device(device: str | None) -> str:
 
 def load_tokenizer(spec: str) -> PreTrainedTokenizerBase:
     """The tokenizer of a model source, without loading any weights (for the validator)."""
-    if spec in ("gpt2", "random-gpt2"):
+    if spec in ("gpt2", "random-gpt2") or spec.startswith(PLANTED_PREFIX):
         return gpt2_tokenizer()
     if spec == SMOLLM2:
         return _dir_tokenizer(_smollm2_dir())

@@ -279,6 +279,14 @@ class Thresholds:
 
     faithfulness: float = 0.6
     heldout: float | None = None
+    # Completeness (Wang et al.): the circuit behaves like the whole model, not only keeps
+    # enough of it. ``within``: faithfulness must lie within this of 1 (a circuit saying the
+    # answer more surely than the model left out someone who holds it back). ``without``: a
+    # card; with the heads of the circuit's questions of that card silenced in both the
+    # model and the circuit, the two must still agree within ``within`` (the circuit holds
+    # whoever takes over when they are gone).
+    within: float | None = None
+    without: str | None = None
 
     @property
     def heldout_faithfulness(self) -> float:
@@ -295,6 +303,10 @@ class ModelBlock:
     given: list[Question] = field(default_factory=list)
     thresholds: Thresholds = field(default_factory=Thresholds)
     toy: str | None = None  # which bundled toy plays it (toy blocks; default: "toy")
+    # Layer ranges the model plays as usual in this puzzle: outside every round, never
+    # silenced by the judge, no question placed there. They let a puzzle teach one step
+    # while the rest of the line works untouched, without showing (giving away) the rest.
+    kept: list[tuple[int, int]] = field(default_factory=list)
 
     def layers(self, round_name: str) -> range:
         lo, hi = self.rounds[round_name]
@@ -305,6 +317,9 @@ class ModelBlock:
             if lo <= layer <= hi:
                 return name
         return None
+
+    def is_kept(self, layer: int) -> bool:
+        return any(lo <= layer <= hi for lo, hi in self.kept)
 
 
 @dataclass
@@ -796,8 +811,8 @@ PROMPTS_KEYS = ["templates", "fill", "count", "seed", "heldout"]
 HELDOUT_KEYS = ["count", "seed"]
 METRIC_KEYS = ["logit_diff", "logprob", "greater_than", "at"]
 CORRUPT_KEYS = ["resample", "distinct"]
-BLOCK_KEYS = ["rounds", "solution", "given", "pass", "toy"]
-PASS_KEYS = ["faithfulness", "heldout"]
+BLOCK_KEYS = ["rounds", "kept", "solution", "given", "pass", "toy"]
+PASS_KEYS = ["faithfulness", "heldout", "within", "without"]
 QUESTION_KEYS = ["round", "asker", "card", "responder"]
 CIRCUIT_KEYS = ["puzzle", "model", "questions"]
 MAX_LAYER = 1000
@@ -1138,6 +1153,31 @@ def _parse_block(at: tuple, name: str, value: Any, r: _Reader, top_given: list[Q
                 ok = False
                 continue
             rounds[rname] = (lo, hi)
+    kept: list[tuple[int, int]] = []
+    if "kept" in m:
+        spans = m["kept"]
+        if isinstance(spans, int) and not isinstance(spans, bool):
+            spans = [spans]
+        if not isinstance(spans, list) or not spans:
+            r.problem((*at, "kept"), "`kept` must be a list of layer ranges ([first, last] or "
+                                     f"one layer), not {_type_name(m['kept'])}")
+            ok = False
+            spans = []
+        if spans and all(isinstance(x, int) and not isinstance(x, bool) for x in spans) \
+                and len(spans) == 2:
+            spans = [spans]  # `kept: [0, 8]` is one range, not layers 0 and 8
+        for i, span in enumerate(spans):
+            where = (*at, "kept", i)
+            if isinstance(span, int) and not isinstance(span, bool):
+                span = [span, span]
+            if (not isinstance(span, list) or len(span) != 2
+                    or not all(isinstance(x, int) and not isinstance(x, bool) for x in span)
+                    or span[0] < 0 or span[1] > MAX_LAYER or span[0] > span[1]):
+                r.problem(where, "each `kept` entry must be a layer range [first, last] "
+                                 "(first <= last, from 0) or one layer")
+                ok = False
+                continue
+            kept.append((span[0], span[1]))
     solution = _parse_questions((*at, "solution"), m["solution"], r) if "solution" in m else None
     given = (_parse_questions((*at, "given"), m["given"], r, empty_ok=True)
              if "given" in m else list(top_given))
@@ -1156,6 +1196,18 @@ def _parse_block(at: tuple, name: str, value: Any, r: _Reader, top_given: list[Q
                 h = r.number((*at, "pass", "heldout"), pm["heldout"], 0.0, 1.0, what="heldout")
                 ok = ok and h is not None
                 thresholds.heldout = h
+            if "within" in pm:
+                w = r.number((*at, "pass", "within"), pm["within"], 0.0, 1.0, what="within")
+                ok = ok and w is not None
+                thresholds.within = w
+            if "without" in pm:
+                c = r.name((*at, "pass", "without"), pm["without"], what="without")
+                ok = ok and c is not None
+                thresholds.without = c
+                if "within" not in pm:
+                    r.problem((*at, "pass", "without"), "`without` needs `within`: how closely "
+                                                        "the circuit must follow the model")
+                    ok = False
     toy = None
     if "toy" in m:
         if name != "toy":
@@ -1167,7 +1219,7 @@ def _parse_block(at: tuple, name: str, value: Any, r: _Reader, top_given: list[Q
             ok = ok and toy is not None
     if not ok or solution is None or given is None:
         return None
-    return ModelBlock(name, rounds, solution, given, thresholds, toy)
+    return ModelBlock(name, rounds, solution, given, thresholds, toy, kept)
 
 
 # --------------------------------------------------------------------------- circuits

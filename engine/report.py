@@ -126,6 +126,10 @@ class Report:
     task_ok: bool = True  # the model does the puzzle's task (else nothing is graded)
     task_message: str = ""  # the task check, in words, with its numbers
     accuracy: float = math.nan  # share of play prompts the model gets right
+    # the completeness test, when the puzzle asks for one (``pass: within/without``):
+    # faithfulness as is, and with the ``without`` card's heads silenced in the circuit and
+    # in the model; ``ok`` as 1.0 or 0.0
+    completeness: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -139,6 +143,7 @@ class Report:
             "heldout_faithfulness": num(self.heldout_faithfulness),
             "pass_line": num(self.pass_line), "heldout_pass_line": num(self.heldout_pass_line),
             "circuit_heads": list(self.circuit_heads),
+            "completeness": {k: num(v) for k, v in self.completeness.items()},
             "questions": [q.to_json() for q in self.questions],
             "problems": list(self.problems),
             "timing_s": {k: round(v, 4) for k, v in self.timing_s.items()},
@@ -147,19 +152,20 @@ class Report:
 
 def stars_for(questions: Sequence[QuestionReport], faithfulness: float, pass_line: float,
               heldout: float | None, heldout_line: float, *, task_ok: bool = True,
-              right_puzzle: bool = True) -> int:
+              right_puzzle: bool = True, complete: bool = True) -> int:
     """The star rule.
 
     0: the model does not do the task, the circuit is for another puzzle, there is no
     question, or a question the player placed does not hold. 1: every question holds.
-    2: and faithfulness on the play prompts reaches the pass line (solved). 3: and the
+    2: and faithfulness on the play prompts reaches the pass line, and the completeness
+    test holds where the puzzle asks for one (solved). 3: and the
     held-out prompts reach theirs, with no question the player placed ``not-needed``.
     """
     if not task_ok or not right_puzzle or not questions:
         return 0
     if not all(q.holds for q in questions):
         return 0
-    if not faithfulness >= pass_line:
+    if not faithfulness >= pass_line or not complete:
         return 1
     spare = any(q.verdict == "not-needed" and not q.given for q in questions)
     if heldout is not None and heldout >= heldout_line and not spare:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +108,8 @@ def model_info(spec: str) -> ModelInfo:
     """Describe a --model value; raises UsageError for an unknown one."""
     if spec in ("gpt2", "random-gpt2"):
         return ModelInfo(spec, "gpt2", GPT2_LAYERS, spec, 1024)
+    if spec.startswith("planted-"):  # engine/planted.py's GPT-2-small-shaped test models
+        return ModelInfo(spec, "gpt2", GPT2_LAYERS, f"planted test model {spec}", 1024)
     if spec == "smollm2":
         return ModelInfo(spec, "smollm2", SMOLLM2_LAYERS, "SmolLM2-135M", 8192)
     from engine.paths import TOYS_DIR
@@ -131,7 +133,8 @@ def model_info(spec: str) -> ModelInfo:
         context = config.get("n_positions", config.get("max_position_embeddings"))
         return ModelInfo(spec, block_for_spec(spec), int(layers or 0), spec,
                          _int_or_none(context))
-    raise UsageError(f"unknown model {spec!r}: use gpt2, toy, random-gpt2 or a directory")
+    raise UsageError(f"unknown model {spec!r}: use gpt2, smollm2, toy, random-gpt2, "
+                     "a planted-* test model or a directory")
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -378,15 +381,20 @@ def _check_block(puzzle: Puzzle, block: ModelBlock, out: _Out, roles_ok: bool,
                  at: tuple) -> None:
     layers = block_layers(block)
     previous: tuple[str, int] | None = None
+    rounds_ok = True
     for name, (lo, hi) in block.rounds.items():
         where = (*at, "rounds", name)
         if layers is not None and hi >= layers:
             out.add(where, f"round {name!r} reaches layer {hi}, but the {block.name} model has "
                            f"layers 0-{layers - 1}")
+            rounds_ok = False
         if previous is not None and lo <= previous[1]:
             out.add(where, f"round {name!r} starts at layer {lo}, inside or before round "
                            f"{previous[0]!r} (rounds go in order and do not overlap)")
+            rounds_ok = False
         previous = (name, hi)
+    if rounds_ok:  # coverage is worth saying only once the rounds themselves are right
+        _check_kept(block, layers, out, at)
     for field_, questions in (("solution", block.solution), ("given", block.given)):
         seen = set()
         for i, q in enumerate(questions):
@@ -399,6 +407,31 @@ def _check_block(puzzle: Puzzle, block: ModelBlock, out: _Out, roles_ok: bool,
                 out.add(qat, f"given question {q} is not in the {block.name} reference solution")
     if not block.solution:
         out.add((*at, "solution"), "the reference solution is empty")
+    without = block.thresholds.without
+    if without is not None and without not in {q.card for q in block.solution}:
+        out.add((*at, "pass", "without"), f"`without: {without}` names no card of the "
+                                          f"{block.name} reference solution")
+
+
+def _check_kept(block: ModelBlock, layers: int | None, out: _Out, at: tuple) -> None:
+    """Kept layers lie outside every round; with them, the rounds cover every layer once
+    (a layer in neither would be silenced by the judge yet offer no round to ask in)."""
+    for i, (lo, hi) in enumerate(block.kept):
+        where = (*at, "kept", i)
+        if layers is not None and hi >= layers:
+            out.add(where, f"kept layers {lo}-{hi} reach past the {block.name} model's last "
+                           f"layer, {layers - 1}")
+        inside = [name for name, (a, b) in block.rounds.items() if a <= hi and lo <= b]
+        if inside:
+            out.add(where, f"kept layers {lo}-{hi} overlap round {inside[0]!r}: a layer is "
+                           "either played in a round or kept, not both")
+    if layers is None:
+        return
+    missing = [layer for layer in range(layers)
+               if block.round_of(layer) is None and not block.is_kept(layer)]
+    if missing:
+        out.add((*at, "kept"), f"layer {missing[0]} of the {block.name} model is in no round "
+                               "and not kept: name it in a round or in `kept`")
 
 
 def check_question(puzzle: Puzzle, block: ModelBlock, q: Question, out: _Out, at: tuple, *,
@@ -736,6 +769,7 @@ def validate_paths(paths: Iterable[str | Path], model: str | None = None,
     problems: list[Problem] = []
     seen_ids: dict[str, str] = {}
     seen_orders: dict[tuple[str, int], str] = {}
+    ladders: dict[str, list[tuple[Puzzle, Doc, Path]]] = {}
     for path in expand_paths(paths):
         doc = read_yaml(path)
         if _is_circuit(doc):
@@ -762,6 +796,7 @@ def validate_paths(paths: Iterable[str | Path], model: str | None = None,
             seen_orders.setdefault(key, str(path))
         if not ready:
             continue
+        ladders.setdefault(puzzle.ladder, []).append((puzzle, doc, path))
         for block_name, spec in _targets(puzzle, info, notes):
             block = puzzle.block(block_name)
             if block is None:
@@ -786,7 +821,67 @@ def validate_paths(paths: Iterable[str | Path], model: str | None = None,
             lm = load(puzzle, spec, device, models, notes, progress)
             if lm is not None:
                 problems.extend(grader(puzzle, spec, doc=doc, lm=lm, progress=progress))
+    for members in ladders.values():
+        members.sort(key=lambda m: m[0].order)
+        docs = {m[0].id: (m[1], m[2]) for m in members}
+        blocks = [info.block] if info is not None and info.block else None
+        for r in ladder_reveals([m[0] for m in members], blocks):
+            doc, path = docs[r.puzzle]
+            problems.append(Problem(str(path), *doc.where(("models", r.block, "given", r.index)),
+                                    r.message))
     return sorted(set(problems), key=lambda p: (p.path, p.line, p.col, p.message))
+
+
+@dataclass
+class Reveal:
+    """A given question that shows the player what a later puzzle asks them to find."""
+
+    puzzle: str
+    block: str
+    index: int  # in the block's ``given``
+    message: str
+
+
+def _job(q: Question) -> tuple[str, str, str | None]:
+    """What a question says, whatever its round: knowing who asks whom with which card is
+    most of an answer."""
+    return (q.asker, q.card, q.responder)
+
+
+def ladder_reveals(puzzles: Sequence[Puzzle], blocks: Sequence[str] | None = None
+                   ) -> list[Reveal]:
+    """Givens that give away a later puzzle of the same ladder, per model block.
+
+    A ladder climbs when each given question either reuses what an earlier puzzle asked the
+    player to find, or is never asked for later. A given first shown in puzzle i and asked
+    for in puzzle j > i turns puzzle j into copying (``puzzles`` in ladder order)."""
+    out: list[Reveal] = []
+    names = blocks or sorted({b for p in puzzles for b in p.models})
+    for name in names:
+        found_before: set[tuple] = set()
+        for i, p in enumerate(puzzles):
+            block = p.models.get(name)
+            if block is None:
+                continue
+            for k, g in enumerate(block.given):
+                if _job(g) in found_before:
+                    continue
+                later = next((q for q in puzzles[i + 1:] if q.models.get(name) is not None
+                              and _job(g) in {_job(x) for x in _found(q.models[name])}), None)
+                if later is not None:
+                    out.append(Reveal(p.id, name, k, (
+                        f"given question {g} gives away puzzle {later.id!r} ({later.ladder} "
+                        f"{later.order}), which asks the player to find it: in the {name} "
+                        "block, give only what an earlier puzzle asked for, or keep those "
+                        "layers (`kept`) instead of showing the question")))
+            found_before |= {_job(q) for q in _found(block)}
+    return out
+
+
+def _found(block: ModelBlock) -> list[Question]:
+    """The questions a block asks the player to place: its solution minus its givens."""
+    given = {_job(g) for g in block.given}
+    return [q for q in block.solution if _job(q) not in given]
 
 
 def _targets(puzzle: Puzzle, info: ModelInfo | None, notes: list[str]) -> list[tuple[str, str]]:

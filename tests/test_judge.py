@@ -456,3 +456,37 @@ def test_random_weights_do_not_do_the_task_and_confirm_nothing(ioi, random_gpt2,
     assert "does not do the task" in report.task_message
     assert all(q.verdict == "not-measurable" for q in report.questions)
     assert report.task_message in report.problems
+
+
+def test_progress_moves_through_each_run_layer_by_layer(tmp_path, toy, monkeypatch):
+    """On a big model each run of the split takes seconds: the fraction moves after every
+    layer (the toy's 4), never backwards, and a cancel lands inside a run."""
+    monkeypatch.setenv("LINEUP_HOME", str(tmp_path))  # a cold cache: the runs happen
+    puzzle = find_puzzle(toy_puzzle_file(tmp_path))
+    stages: list[tuple[str, float]] = []
+    grade(puzzle, Circuit(puzzle.id, [DUP, INH, NM]), toy,
+          progress=lambda s, f: stages.append((s, f)))
+    fractions = [f for _, f in stages]
+    assert fractions == sorted(fractions)
+    for stage in ("running the swapped sentences", "running the real sentences"):
+        seen = {f for s, f in stages if s == stage}
+        assert len(seen) >= toy.n_layers, (stage, sorted(seen))
+    calls = []
+
+    def cancel_in_the_real_run() -> bool:
+        calls.append(1)
+        return len(calls) > 8
+
+    monkeypatch.setenv("LINEUP_HOME", str(tmp_path / "again"))
+    with pytest.raises(InterruptedError):
+        grade(puzzle, Circuit(puzzle.id, [DUP]), toy, cancelled=cancel_in_the_real_run)
+
+
+def test_fail_fast_stops_at_the_first_question_that_does_not_hold(ioi, toy):
+    wrong = Question("late", "END", "name-mover", "S1")
+    fast = grade(ioi, Circuit(ioi.id, [wrong, DUP, INH, NM]), toy, fail_fast=True)
+    assert not fast.solved and fast.stars == 0
+    assert len(fast.questions) == 1 and not fast.questions[0].holds
+    assert any("3 more not judged" in p for p in fast.problems)
+    full = grade(ioi, Circuit(ioi.id, [DUP, INH, NM]), toy, fail_fast=True)
+    assert full.stars == check(ioi, toy, DUP, INH, NM).stars == 3

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from engine.judge import Report, grade
-from engine.puzzle import Circuit, Question, find_puzzle
+from engine.puzzle import Circuit, Puzzle, Question, find_puzzle
 
 pytest.importorskip("engine.planted", reason="the planted models are not written yet")
 
@@ -57,8 +57,9 @@ def _puzzle_file(folder: Path, name: str, *, rounds: str | None = None,
         block = "\n".join(f"    rounds: {rounds}" if line.startswith("    rounds:") else line
                           for line in lines)
     if solution is not None:
-        keep = [line for line in block.splitlines()
-                if not line.startswith("      - ") and line != "    solution:"]
+        keep = [line for line in block.splitlines()  # the givens go too: all is placed
+                if not line.startswith("      - ") and line not in ("    solution:",
+                                                                    "    given:")]
         at = keep.index(next(x for x in keep if x.startswith("    pass:")))
         keep[at:at] = ["    solution:"] + [
             f"      - {{round: {q.round}, asker: {q.asker}, card: {q.card}, "
@@ -158,3 +159,59 @@ def test_another_mechanism_is_not_the_card(ioi, planted):
     report = check(ioi, planted("planted-othermech"), *REFERENCE)
     assert "8.6" not in {h.head for h in rep_of(report, INH).heads}
     assert "9.9" not in {h.head for h in rep_of(report, NM).heads}
+
+
+def _shipped(folder: Path, pid: str, *, given: bool = True) -> Puzzle:
+    """A shipped puzzle with COUNT prompts per split and only its gpt2 block (optionally
+    without its given questions), written to ``folder``."""
+    text = Path(find_puzzle(pid).path).read_text()
+    text = text.replace("count: 32", f"count: {COUNT}").replace(
+        "heldout: {count: 32", f"heldout: {{count: {COUNT}")
+    head, models = text.split("\nmodels:\n")
+    block = models.split("\n  toy:")[0].split("\n  smollm2:")[0]
+    if not given:
+        lines = block.splitlines()
+        start = lines.index("    given:")
+        end = next(i for i in range(start + 1, len(lines)) if not lines[i].startswith("      "))
+        block = "\n".join(lines[:start] + lines[end:])
+    path = folder / f"{pid}.yaml"
+    path.write_text(head + "\nmodels:\n" + block + "\n")
+    return find_puzzle(path)
+
+
+PLANTED_PUZZLES = ["induction-previous-token", "induction-head", "induction-two-step",
+                   "ioi-name-mover", "ioi-s-inhibition", "ioi-duplicate-token",
+                   "ioi-whole-circuit", "ioi-backup-and-negative"]
+
+
+@pytest.mark.parametrize("pid", PLANTED_PUZZLES)
+def test_every_gpt2_reference_is_solved_on_the_planted_model(tmp_path, planted, pid):
+    """The planted model holds GPT-2's induction and IOI heads where the papers put them (not
+    greater-than: nothing of it is planted), so each shipped gpt2 reference is solved."""
+    puzzle = _shipped(tmp_path, pid)
+    block = puzzle.block("gpt2")
+    report = check(puzzle, planted("planted-gpt2"),
+                   *[q for q in block.solution if q not in block.given])
+    assert report.solved, (report.problems, [(q.card, q.verdict, q.message)
+                                             for q in report.questions])
+
+
+def test_backups_are_found_with_the_name_movers_silenced(tmp_path, planted):
+    """Planted backups (10.1, 10.2, 10.6, 10.10, 11.2, 11.9) barely listen to anyone while the
+    name movers work; the judge finds them in the run where those are silenced, and the
+    completeness test refuses a circuit without them, or without the negative movers."""
+    puzzle = _shipped(tmp_path, "ioi-backup-and-negative")
+    lm = planted("planted-gpt2")
+    backup = Question("late", "END", "backup-name-mover", "IO")
+    negative = Question("late", "END", "negative-name-mover", "IO")
+    full = check(puzzle, lm, backup, negative)
+    assert full.solved, full.problems
+    found = {h.head for h in rep_of(full, backup).heads}
+    assert {"10.1", "10.2", "10.6", "10.10", "11.2", "11.9"} <= found
+    assert not {"9.6", "9.9", "10.0"} & found  # the name movers themselves are not backups
+    assert full.completeness["ok"] == 1.0
+    for circuit, says in [((negative,), "takes over"), ((backup,), "holds the answer back"),
+                          ((), "")]:
+        r = check(puzzle, lm, *circuit)
+        assert not r.solved and r.completeness["ok"] == 0.0, r.completeness
+        assert says in " ".join(r.problems)

@@ -22,8 +22,11 @@ from engine.validate import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-NAME_MOVER = shipped_dir() / "ioi" / "01-name-mover.yaml"
+# the toy blocks: whole-circuit places nothing; duplicate-token places the two last steps
+WHOLE = shipped_dir() / "ioi" / "04-whole-circuit.yaml"
+DUPLICATE = shipped_dir() / "ioi" / "03-duplicate-token.yaml"
 TOY_NAME_MOVER = "      - {round: late, asker: END, card: name-mover, responder: IO}\n"
+TOY_DUPLICATE = "      - {round: early, asker: S2, card: duplicate-token, responder: S1}\n"
 
 # where each role stands in the IOI puzzles' prompts: IO and S1 swap places between
 # templates, so neither is behind the other in every prompt
@@ -38,8 +41,8 @@ def lineup(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[s
 
 
 def with_toy_line(replacement: str) -> str:
-    """The shipped name-mover puzzle with its toy block's name-mover question replaced."""
-    text = NAME_MOVER.read_text()
+    """The shipped whole-circuit puzzle with its toy block's name-mover question replaced."""
+    text = WHOLE.read_text()
     i = text.index(TOY_NAME_MOVER, text.index("\n  toy:\n"))  # in the toy block itself
     return text[:i] + replacement + text[i + len(TOY_NAME_MOVER):]
 
@@ -91,16 +94,16 @@ def test_broken_reference_solution_is_located(tmp_path: Path, broken: str, verdi
     assert "faithfulness" in message and "pass line 0.80" in message
     # the judge's own numbers (the attention given), never the answer's head numbers
     assert re.search(r"\d\.\d\d of (its|their) attention", message), message
-    assert "grading reference solution of ioi-name-mover on toy" in result.stderr
+    assert "grading reference solution of ioi-whole-circuit on toy" in result.stderr
 
 
 def test_given_questions_that_solve_the_puzzle_are_too_easy(tmp_path: Path) -> None:
-    text = NAME_MOVER.read_text()
+    text = DUPLICATE.read_text()
     given = ("    given:\n"
-             "      - {round: early, asker: S2, card: duplicate-token, responder: S1}\n"
-             "      - {round: middle, asker: END, card: s-inhibition, responder: S2}\n")
+             "      - {round: middle, asker: END, card: s-inhibition, responder: S2}\n"
+             "      - {round: late, asker: END, card: name-mover, responder: IO}\n")
     i = text.rindex(given)
-    text = text[:i] + given + TOY_NAME_MOVER + text[i + len(given):]  # give the last step too
+    text = text[:i] + given + TOY_DUPLICATE + text[i + len(given):]  # give the last step too
     (tmp_path / "easy.yaml").write_text(text)
     result = lineup("validate", "easy.yaml", "--model", "toy", cwd=tmp_path)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -132,24 +135,24 @@ def test_roles_behind() -> None:
         "IO": [], "S1": [], "END": ["IO", "S1"]}
 
 
-def test_trivial_circuits_for_the_name_mover() -> None:
-    puzzle = load_puzzle(NAME_MOVER)
+def test_trivial_circuits_for_the_duplicate_token() -> None:
+    puzzle = load_puzzle(DUPLICATE)
     block = puzzle.block("toy")
     trivials = trivial_circuits(puzzle, block, IOI_BEHIND)
     assert [t.kind for t in trivials] == ["empty", "wrong-question", "every-head"]
     empty, wrong, every = trivials
     # (a) nothing placed: the judge adds the block's two given questions itself
-    assert empty.circuit.questions == [] and empty.circuit.puzzle == "ioi-name-mover"
+    assert empty.circuit.questions == [] and empty.circuit.puzzle == "ioi-duplicate-token"
     assert empty.label == "the empty circuit (with its 2 given questions)"
     # (b) only the placed (not given) question is made wrong: its responder changes to the
-    # first other role behind END
-    nm = Question("late", "END", "name-mover", "IO")
-    assert wrong.changed == nm
-    assert wrong.into == Question("late", "END", "name-mover", "S1")
+    # first other role behind S2
+    dup = Question("early", "S2", "duplicate-token", "S1")
+    assert wrong.changed == dup
+    assert wrong.into == Question("early", "S2", "duplicate-token", "IO")
     assert wrong.circuit.questions == [
-        Question("early", "S2", "duplicate-token", "S1"),
+        Question("early", "S2", "duplicate-token", "IO"),
         Question("middle", "END", "s-inhibition", "S2"),
-        Question("late", "END", "name-mover", "S1"),
+        Question("late", "END", "name-mover", "IO"),
     ]
     assert "responder changed" in wrong.label
     # (c) every offered card, every round, every asker with every responder behind it
@@ -198,7 +201,7 @@ def test_wrong_question_moves_the_round_when_no_other_responder() -> None:
 
 
 def test_every_head_is_capped_keeping_the_metric_askers() -> None:
-    puzzle = load_puzzle(NAME_MOVER)
+    puzzle = load_puzzle(DUPLICATE)
     block = puzzle.block("toy")
     full, left = every_head(puzzle, block, IOI_BEHIND)
     assert left == 0 and len(full) <= MAX_EVERY_HEAD

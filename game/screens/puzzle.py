@@ -152,8 +152,16 @@ class PuzzleScreen(Screen[None]):
         rounds = Text()
         rounds.append("\nRounds", style="bold")
         rounds.append(" (in order)\n")
-        for k, (name, span) in enumerate(self.block.rounds.items()):
-            rounds.append(f"{k + 1}. ")
+        # in layer order: the numbered rounds you play, and the kept layers played for you
+        spans = [(span, name) for name, span in self.block.rounds.items()]
+        spans += [(span, None) for span in self.block.kept]
+        k = 0
+        for span, name in sorted(spans, key=lambda x: x[0][0]):
+            if name is None:
+                rounds.append(f"   {rounds_text(span)} played for you\n", style="dim")
+                continue
+            k += 1
+            rounds.append(f"{k}. ")
             rounds.append(visible(name), style="bold")
             rounds.append(f" {rounds_text(span)}\n")
         rounds.rstrip()
