@@ -130,3 +130,18 @@ def test_one_changed_question_is_not_solved(lm, pid: str) -> None:
         questions = [wrong if k == index else x for k, x in enumerate(reference)]
         report = grade(puzzle, Circuit(pid, questions), lm)
         assert not report.solved, f"{pid}: {what} changed ({q} -> {wrong}) still solves"
+
+
+def test_two_different_circuits_both_pass_the_sceptic_puzzle(lm) -> None:
+    """The reference is not the answer key: on ioi-backup-and-negative (main circuit placed)
+    the sceptic of S alone (23.3) passes, and so do both sceptics; the sceptic of IO alone
+    (24.4) does not carry the answer."""
+    from engine.judge import grade
+    from engine.puzzle import Circuit, Question, find_puzzle
+
+    puzzle = find_puzzle("ioi-backup-and-negative")
+    of_s = Question("late", "END", "negative-name-mover", "S2")
+    of_io = Question("late", "END", "negative-name-mover", "IO")
+    assert grade(puzzle, Circuit(puzzle.id, [of_s, of_io]), lm).solved
+    assert grade(puzzle, Circuit(puzzle.id, [of_s]), lm).solved
+    assert not grade(puzzle, Circuit(puzzle.id, [of_io]), lm).solved
