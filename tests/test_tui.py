@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, OptionList, Static
-from tui_helpers import plain, solution_keys, type_fast
+from tui_helpers import plain, send_now, solution_keys, type_fast
 
 from game.app import LineupApp
 from game.engine_bridge import FakeEngine
@@ -1030,6 +1033,73 @@ def test_quitting_while_the_model_loads_does_not_wait(lineup_home) -> None:
                          timeout=120, cwd=Path(__file__).resolve().parents[1])
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("exited")
+
+
+class GreedyLoad(FakeEngine):
+    """A model load that keeps the GIL in long C calls until the test lets it finish, as
+    importing torch (dlopen) and reading the weights do: the game's event loop and its input
+    thread run only between those calls."""
+
+    def lm(self, puzzle=None) -> None:
+        self.loads += 1
+        assert self.load_gate is not None
+        while not self.load_gate.is_set():
+            re.match(r"(a+)+$", "a" * 20 + "b")  # tens of ms of backtracking in C, GIL held
+
+
+async def wait_until(pilot, condition, seconds: float = 10.0) -> bool:
+    """Let the app run (0.01 s at a time) until ``condition()`` holds; False on timeout."""
+    end = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        await pilot.pause(0.01)
+    return True
+
+
+@pytest.mark.parametrize("moment", ["at-start", "first-shown", "load-ends"])
+@pytest.mark.parametrize("loader", [FakeEngine, GreedyLoad], ids=["waiting-load", "gil-load"])
+async def test_a_key_pressed_while_the_model_loads_opens_the_dialog(moment, loader) -> None:
+    """Issue #13: the real-terminal newcomer test sends ``a`` the moment the puzzle screen
+    shows "Add question", while the model loads in the background. The key is sent the way
+    the terminal driver sends it, with nothing awaited first: before the first frame
+    (at-start), once the footer shows "Add question" with the load under way (first-shown),
+    or just as the load ends (load-ends). The add dialog opens, the end of the load neither
+    closes nor covers it, and the question typed into it lands."""
+    from textual.widgets._footer import FooterKey
+
+    from game.widgets.dialogs import StepDialog
+
+    gate = threading.Event()
+    engine = loader(load_gate=gate)
+    app = LineupApp(engine=engine, puzzle="induction-head")
+    async with app.run_test(size=SIZE) as pilot:
+        def first_shown() -> bool:
+            screen = app.screen
+            return (isinstance(screen, PuzzleScreen) and engine.loads == 1
+                    and any(k.description == "Add question" for k in screen.query(FooterKey)))
+
+        ready = (lambda: isinstance(app.screen, PuzzleScreen)) if moment == "at-start" \
+            else first_shown
+        end = time.monotonic() + 10
+        while not ready():  # no pause: the key goes at that very moment
+            assert time.monotonic() < end, f"the puzzle never showed ({app.screen!r})"
+            await asyncio.sleep(0)
+        send_now(app, ["a"])
+        if moment == "load-ends":
+            gate.set()
+        assert await wait_until(pilot, lambda: isinstance(app.screen, StepDialog)), \
+            f"the add dialog did not open: {app.screen!r} is on top"
+        dialog = app.screen
+        assert dialog.step is not None and dialog.step.key == "round"
+        gate.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert engine.loads == 1 and app.screen is dialog
+        puzzle = next(s for s in app.screen_stack if isinstance(s, PuzzleScreen))
+        await type_fast(pilot, keys_for(puzzle, right_question()))
+        assert app.screen is puzzle
+        assert list(puzzle.questions) == solution("induction-head")
 
 
 class CrashingEngine(FakeEngine):

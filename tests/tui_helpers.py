@@ -41,12 +41,19 @@ async def type_fast(pilot, keys) -> None:
     """Send every key at once, as a fast typist or a paste does in a real terminal (Pilot's
     ``press`` waits for the app to go idle after each key, which hides races), then let the
     app catch up."""
+    send_now(pilot.app, keys)
+    for _ in range(3 * len(keys) + 5):
+        await pilot.pause()
+
+
+def send_now(app, keys) -> None:
+    """Hand keys to the app the way its terminal driver does (from outside its message
+    loop), without waiting for anything: the moment they are sent is the caller's to pick."""
     import unicodedata
 
     from textual import events
     from textual.keys import REPLACED_KEYS, _character_to_key, _get_unicode_name_from_key
 
-    app = pilot.app
     for key in keys:
         if len(key) == 1 and not key.isalnum():
             key = _character_to_key(key)
@@ -58,5 +65,3 @@ async def type_fast(pilot, keys) -> None:
         event = events.Key(key, char)
         event.set_sender(app)
         app._driver.send_message(event)
-    for _ in range(3 * len(keys) + 5):
-        await pilot.pause()
