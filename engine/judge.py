@@ -914,6 +914,8 @@ class _Judge:
             seen_by = (self.without(self.primaries(a, p)) if q.card == "backup-name-mover"
                        else self)
             rep.heads = seen_by.evidence(g, q.card, a, p)
+            if seen_by.play.dirty:  # a view's new runs are this split's to save
+                self.play.dirty = True
             best = max(rep.heads, key=lambda e: e.attention)
             listen = (f"in round {q.round}, {a} asks {p} this: "
                       + (f"{len(g.heads)} heads listen to {p} (the most attentive gives it "
