@@ -1063,12 +1063,7 @@ class _Judge:
                     for h in hs}
             out["silenced_heads"] = float(len(gone))
             circuit = self.faithfulness(split, keep - gone)
-            edit = self.silenced(set(self.round_heads) - gone)  # only `gone` silenced
-            _ensure(self.lm, split, [edit])
-            values = _values(split, edit)
-            floor = self.floor(split)
-            denom = split.clean - floor
-            model = (sum(values) / len(values) - floor) / denom if abs(denom) > 1e-6 else 0.0
+            model = self.faithfulness(split, set(self.round_heads) - gone)  # only `gone` off
             out.update(circuit_without=circuit, model_without=model)
             worst = max(worst, abs(circuit - model))
         out["ok"] = 1.0 if worst <= t.within else 0.0
