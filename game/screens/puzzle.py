@@ -14,11 +14,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.reactive import var
-from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from game.format import people, rounds_text, stars_text, verdict_mark, visible, visible_block
+from game.lifecycle import GameScreen
 from game.views import LineView, key_of, line_of, role_line, saved_questions
 from game.widgets.dialogs import AskText, Step, StepDialog
 from game.widgets.people import Arrow, PeopleLine
@@ -47,7 +47,7 @@ class QuestionList(OptionList):
             self.highlighted += 1
 
 
-class PuzzleScreen(Screen[None]):
+class PuzzleScreen(GameScreen[None]):
     BINDINGS: ClassVar = [
         Binding("a", "add", "Add question"),
         Binding("m", "move", "Move"),
@@ -98,7 +98,7 @@ class PuzzleScreen(Screen[None]):
                 yield Static(id="cards")
         yield Footer()
 
-    def on_mount(self) -> None:
+    def set_up(self) -> None:
         app: Any = self.app
         p = self.puzzle
         self.block = p.models[app.engine.block]
@@ -370,7 +370,7 @@ class PuzzleScreen(Screen[None]):
         self.technical = not self.technical
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        self.dismiss(None)
 
     # ------------------------------------------------------------------ checking
     def action_check(self) -> None:

@@ -48,7 +48,7 @@ class AttentionScreen(ToolScreen):
         yield DataTable(id="attention", cursor_type="cell")
         yield Footer()
 
-    def on_mount(self) -> None:
+    def set_up(self) -> None:
         self.load()
 
     @work(exclusive=True, exit_on_error=False, group="attention", description="Reading attention")
@@ -99,7 +99,7 @@ class LensScreen(ToolScreen):
         yield DataTable(id="lens", cursor_type="cell")
         yield Footer()
 
-    def on_mount(self) -> None:
+    def set_up(self) -> None:
         self.load()
 
     @work(exclusive=True, exit_on_error=False, group="lens", description="Logit lens")
@@ -139,7 +139,7 @@ class SwapScreen(ToolScreen):
         yield DataTable(id="swap-heads", cursor_type="cell")
         yield Footer()
 
-    def on_mount(self) -> None:
+    def set_up(self) -> None:
         self.load()
 
     @work(exclusive=True, exit_on_error=False, group="swap", description="Swapping people")
@@ -152,7 +152,7 @@ class SwapScreen(ToolScreen):
 
     def action_cancel(self) -> None:
         self.workers.cancel_group(self, "swap")
-        self.app.pop_screen()
+        self.dismiss(None)
 
     @on(ToolScreen.Loaded)
     def show(self, event: ToolScreen.Loaded) -> None:
