@@ -353,16 +353,28 @@ def _clear_stale(parent: Path, name: str) -> None:
 
 @contextlib.contextmanager
 def _lock(parent: Path, name: str):
-    """One conversion at a time per target (two `make` runs at once wait for each other)."""
+    """One conversion at a time per target (two `make` runs at once wait for each other).
+    The lock file is never opened through a symlink (``engine.paths.open_lock``)."""
     import fcntl
+    import stat
 
-    handle = (parent / f".{name}.lock").open("w")
+    from engine.paths import open_lock
+
+    lock = parent / f".{name}.lock"
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fd = open_lock(lock)
+    except OSError as exc:
+        raise ModelError(f"cannot use the lock file {lock} ({exc.strerror or exc}); "
+                         "remove it and try again") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ModelError(f"the lock file {lock} is not a regular file; remove it")
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def ensure_smollm2(

@@ -17,6 +17,7 @@ from textual.reactive import var
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from engine.limits import circuit_file_name
 from game.format import people, rounds_text, stars_text, verdict_mark, visible, visible_block
 from game.lifecycle import GameScreen
 from game.views import LineView, key_of, line_of, role_line, saved_questions
@@ -388,7 +389,8 @@ class PuzzleScreen(GameScreen[None]):
         app.open_hints(self.puzzle, self.hint_state, self.block)
 
     def action_export(self) -> None:
-        self.app.push_screen(AskText("Save the circuit as", value=f"{self.puzzle.id}.yaml"),
+        self.app.push_screen(AskText("Save the circuit as",
+                                     value=circuit_file_name(self.puzzle.id)),
                              callback=self.export_to)
 
     def export_to(self, path: str | None) -> None:
