@@ -658,34 +658,51 @@ def quantize(weights: np.ndarray) -> np.ndarray:
     return (np.round(weights * 2.0**20) / 2.0**20).astype(np.float32)
 
 
+def architecture(vocab_size: int) -> dict[str, Any]:
+    """The config fields the build sets: what decides the forward pass. config.json holds
+    more (the writer's transformers version, defaults of the day), none of it the toy's."""
+    return {
+        "model_type": "gpt2",
+        "architectures": ["GPT2LMHeadModel"],
+        "vocab_size": vocab_size,
+        "n_positions": N_POSITIONS,
+        "n_embd": D_MODEL,
+        "n_layer": N_LAYERS,
+        "n_head": N_HEADS,
+        "n_inner": N_INNER,
+        "activation_function": "gelu_new",
+        "resid_pdrop": 0.0,
+        "embd_pdrop": 0.0,
+        "attn_pdrop": 0.0,
+        "layer_norm_epsilon": 1e-5,
+        "tie_word_embeddings": False,
+        "bos_token_id": 0,
+        "eos_token_id": 0,
+        "pad_token_id": 0,
+    }
+
+
 def model_config(vocab_size: int) -> Any:
     from transformers import GPT2Config
 
-    return GPT2Config(
-        vocab_size=vocab_size,
-        n_positions=N_POSITIONS,
-        n_embd=D_MODEL,
-        n_layer=N_LAYERS,
-        n_head=N_HEADS,
-        n_inner=N_INNER,
-        activation_function="gelu_new",
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-        layer_norm_epsilon=1e-5,
-        tie_word_embeddings=False,
-        bos_token_id=0,
-        eos_token_id=0,
-        pad_token_id=0,
-        architectures=["GPT2LMHeadModel"],
-    )
+    fields = architecture(vocab_size)
+    fields.pop("model_type")  # GPT2Config's own
+    return GPT2Config(**fields)
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def weights_sha256(path: Path) -> str:
+    """A digest of the tensors themselves (name, dtype, shape, values, in name order), not of
+    the file: a safetensors release that lays the same tensors out differently matches."""
+    from safetensors.numpy import load_file
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(load_file(str(path)).items()):
+        digest.update(f"{name}:{tensor.dtype.str}:{tensor.shape}\n".encode())
+        digest.update(np.ascontiguousarray(tensor).tobytes())
+    return digest.hexdigest()
 
 
-def card(sha256: str) -> dict[str, Any]:
+def card(weights_digest: str) -> dict[str, Any]:
     """The lineup.json card: what `lineup models` shows and what every head does."""
     heads = {}
     for (layer, h), job in sorted({**PLANTED, **DISTRACTORS}.items()):
@@ -699,7 +716,7 @@ def card(sha256: str) -> dict[str, Any]:
         },
         "templates": list(IOI_TEMPLATES),
         "build": {
-            "sha256": sha256,
+            "weights_sha256": weights_digest,
             "file": "model.safetensors",
             "command": "python -m engine.toys build",
             "version": BUILD_VERSION,
@@ -726,7 +743,7 @@ def write_toy(out_dir: Path) -> dict[str, Any]:
         "pad_token": "<|endoftext|>",
         "model_max_length": N_POSITIONS,
     }, indent=2) + "\n")
-    info = card(file_sha256(out_dir / "model.safetensors"))
+    info = card(weights_sha256(out_dir / "model.safetensors"))
     (out_dir / "lineup.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
 
@@ -930,7 +947,7 @@ def build(out_root: Path = TOYS_DIR) -> dict[str, Any]:
     info = write_toy(out_root / TOY_NAME)
     size = sum(p.stat().st_size for p in (out_root / TOY_NAME).iterdir())
     print(f"wrote {out_root / TOY_NAME} ({size / 1e6:.2f} MB), "
-          f"model.safetensors sha256 {info['build']['sha256']}")
+          f"weights sha256 {info['build']['weights_sha256']}")
     return info
 
 
@@ -942,12 +959,12 @@ def check(out_root: Path = TOYS_DIR) -> int:
 
     folder = out_root / TOY_NAME
     problems = []
-    recorded = json.loads((folder / "lineup.json").read_text())["build"]["sha256"]
-    actual = file_sha256(folder / "model.safetensors")
+    recorded = json.loads((folder / "lineup.json").read_text())["build"]["weights_sha256"]
+    actual = weights_sha256(folder / "model.safetensors")
     if recorded != actual:
-        problems.append(f"model.safetensors hash {actual} differs from lineup.json {recorded}")
+        problems.append(f"the weights' hash {actual} differs from lineup.json {recorded}")
     with tempfile.TemporaryDirectory() as tmp:
-        rebuilt = write_toy(Path(tmp) / TOY_NAME)["build"]["sha256"]
+        rebuilt = write_toy(Path(tmp) / TOY_NAME)["build"]["weights_sha256"]
     if rebuilt != actual:
         problems.append(f"a rebuild gives {rebuilt}, not the bundled {actual}: run build")
     lm = load_model(TOY_NAME if out_root == TOYS_DIR else str(folder))
