@@ -5,22 +5,20 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from engine.models import toy_names
+from tests.cli import lineup as run_lineup
 
 pytestmark = pytest.mark.skipif(not toy_names(), reason="no bundled toy model built yet")
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def lineup(tmp_path, *args):
-    env = {**os.environ, "LINEUP_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "game", *args], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=600)
+    """The real command with a home of this test's own."""
+    return run_lineup(*args, home=tmp_path / "home")
 
 
 def circuit(path: Path, puzzle: str, questions) -> Path:
