@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.models import toy_names
 from tests.cli import lineup as run_lineup
 
-pytestmark = pytest.mark.skipif(not toy_names(), reason="no bundled toy model built yet")
 ROOT = Path(__file__).resolve().parent.parent
 
 
