@@ -10,6 +10,18 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("engine", "game")
 MAX_ENGINE_LINES = 700
 
+# What is left to untangle (issue 19): a cycle may only shrink inside one of these, and an
+# oversized module only get smaller. Remove an entry when it is gone; never add one.
+KNOWN_CYCLES = [
+    {"engine.adapters", "engine.detectors", "engine.hooks", "engine.interventions",
+     "engine.lens", "engine.models", "engine.planted", "engine.smollm2", "engine.toys"},
+    {"engine.authoring", "engine.judge", "engine.judge.grading", "engine.judge.questions",
+     "engine.judge.runs", "engine.judge.task", "engine.metrics", "engine.puzzle",
+     "engine.puzzle_schema", "engine.validate"},
+]
+KNOWN_OVERSIZE = {"engine.puzzle_schema": 1242, "engine.planted": 1084, "engine.toys": 1043,
+                  "engine.validate": 923, "engine.interventions": 770}
+
 
 def module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
@@ -90,8 +102,9 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
-def test_no_import_cycle() -> None:
-    found = cycles(import_graph())
+def test_no_new_import_cycle() -> None:
+    found = [c for c in cycles(import_graph())
+             if not any(set(c) <= known for known in KNOWN_CYCLES)]
     assert not found, "import cycles (function-level imports count):\n" + "\n".join(
         " <-> ".join(c) for c in found)
 
@@ -108,7 +121,8 @@ def test_engine_never_imports_the_terminal_layer() -> None:
             assert not {t for t in targets if t.startswith("game")}, name
 
 
-def test_no_engine_module_is_over_the_size_limit() -> None:
+def test_no_engine_module_grows_over_the_size_limit() -> None:
     big = {name: n for name, path in project_modules().items() if name.startswith("engine")
-           and (n := len(path.read_text().splitlines())) > MAX_ENGINE_LINES}
+           and (n := len(path.read_text().splitlines())) > KNOWN_OVERSIZE.get(
+               name, MAX_ENGINE_LINES)}
     assert not big, f"engine modules over {MAX_ENGINE_LINES} lines: {big}"
