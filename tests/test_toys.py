@@ -1,8 +1,8 @@
 """The bundled toy model: its build is reproducible and the engine's own tools find the planted
 circuits (detectors, mean ablation over the corrupted distribution, logit lens).
 
-The planted heads (engine/toys.py): 0.1 previous-token and 1.2 induction; 1.0 duplicate-token,
-2.1 inhibition and 3.2 name mover for IOI. Every other head is a distractor.
+The planted heads (engine/toys/design.py): 0.1 previous-token and 1.2 induction; 1.0
+duplicate-token, 2.1 inhibition and 3.2 name mover for IOI. Every other head is a distractor.
 """
 
 from __future__ import annotations
