@@ -49,13 +49,8 @@ class HeadScore:
 
 
 def context_length(lm: LoadedModel) -> int:
-    """How many positions the model reads (GPT-2 ``n_positions``, Llama
-    ``max_position_embeddings``)."""
-    n_ctx = getattr(lm, "n_ctx", None)
-    if n_ctx:
-        return int(n_ctx)
-    config = lm.config
-    return int(getattr(config, "n_positions", None) or config.max_position_embeddings)
+    """How many positions the model reads (``LoadedModel.n_ctx``, from ``ModelFacts``)."""
+    return lm.n_ctx
 
 
 def candidate_token_ids(lm: LoadedModel) -> torch.Tensor:
@@ -63,7 +58,7 @@ def candidate_token_ids(lm: LoadedModel) -> torch.Tensor:
     import torch
 
     tokenizer = lm.tokenizer
-    vocab = min(len(tokenizer), lm.config.vocab_size)
+    vocab = min(len(tokenizer), lm.facts.vocab_size)
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     special |= set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
     keep = [i for i in range(vocab) if i not in special]
@@ -79,7 +74,7 @@ def repeated_random_tokens(
 
     n_positions = context_length(lm)
     bos = getattr(lm.tokenizer, "bos_token_id", None)
-    prefix = 1 if bos is not None and bos < lm.config.vocab_size else 0
+    prefix = 1 if bos is not None and bos < lm.facts.vocab_size else 0
     half = half or min(20, (n_positions - prefix) // 2)
     pool = candidate_token_ids(lm)
     generator = torch.Generator().manual_seed(seed)
