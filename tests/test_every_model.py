@@ -122,3 +122,76 @@ async def test_ask_tool_on_a_tiny_llama(tiny_llama_dir):
         await pilot.pause()
         await pilot.pause()
         assert app.screen.query_one("#lens", DataTable).row_count > 0
+
+
+def test_rank_listening_finds_the_planted_heads():
+    """On the toy, the previous-token head 0.1 is where a person listens to the one behind."""
+    from engine.detectors import rank_listening
+    from engine.models import load_model
+
+    lm = load_model("toy", device="cpu")
+    tokens = lm.tokenize(["the cat sat on the mat"])
+    ranked = rank_listening(lm, tokens, [4], [3])
+    assert len(ranked) == lm.n_layers * lm.n_heads
+    assert (ranked[0].layer, ranked[0].head) == (0, 1)
+    assert ranked[0].lift > 2 and ranked[0].baseline == pytest.approx(0.2)
+    assert [r.attention for r in ranked] == sorted((r.attention for r in ranked), reverse=True)
+
+
+@pytest.mark.parametrize("spec", ["fake", "toy"])
+async def test_experiments_draw_heatmaps_and_find_jumps(spec):
+    """Every experiment of the swap tools, then who answers' find, on the fake engine and on
+    the toy model with the real engine."""
+    from tui_helpers import plain
+
+    from game.app import LineupApp
+    from game.engine_bridge import Engine, FakeEngine
+    from game.screens.tools import AttentionScreen, ExperimentScreen
+
+    engine = FakeEngine() if spec == "fake" else Engine("toy", device="cpu")
+    app = LineupApp(engine=engine, puzzle="ioi-name-mover")
+    async with app.run_test(size=(110, 50)) as pilot:
+        await pilot.pause()
+        app.screen.action_swap_query()
+        await pilot.pause()
+        assert isinstance(app.screen, ExperimentScreen)
+        seen = []
+        for key in ("q", "k", "v", "s", "r", "h"):
+            await pilot.press(key)
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            await pilot.pause()
+            screen = app.screen
+            assert screen.report is not None and screen.report.at == {
+                "q": "query", "k": "key", "v": "value", "s": "silence", "r": "resid",
+                "h": "head"}[key]
+            assert not screen.report.estimate  # the exact grid replaced the estimate
+            grid = plain(screen.query_one("#experiment-grid", Static).content)
+            assert "share of the gap" in grid and screen.report.reading in grid
+            seen.append(screen.report.reading)
+        await pilot.press("o")  # where: at the first person instead of everywhere
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert app.screen.report.position == next(iter(app.screen.puzzle.roles))
+        assert "at every position" not in app.screen.report.reading
+        await pilot.press("escape")
+        await pilot.pause()
+        app.screen.action_attention()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, AttentionScreen)
+        table = screen.query_one("#attention", DataTable)
+        table.move_cursor(row=3, column=3)
+        await pilot.press("f")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        ranking = screen.query_one("#ranking")
+        assert ranking.display and ranking.option_count > 0
+        first = ranking.get_option_at_index(0).id
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        await pilot.pause()
+        assert f"{screen.layer_no}.{screen.head_no}" == first
+        assert not ranking.display
