@@ -212,15 +212,19 @@ class Engine:
                         clean_text=ps.texts[0], corrupted_text=ps.corrupted[0])
 
 
-    def patch(self, puzzle: Puzzle, at: str = "head", *, position: str = "*", n: int = 8,
-              estimate: bool = False, progress: Callable[[int, int], None] | None = None,
+    def patch(self, puzzle: Puzzle, at: str = "head", *, position: str = "*",
+              n: int | None = None, estimate: bool = False,
+              progress: Callable[[int, int], None] | None = None,
               cancelled: Cancelled | None = None) -> Any:
         """One of the essay's experiments on the first ``n`` play prompts, as
-        ``engine.patching.PatchReport`` (the report ``lineup patch --json`` prints)."""
+        ``engine.patching.PatchReport`` (the report ``lineup patch --json`` prints). By
+        default ``n`` keeps an exact grid to a few seconds (``prompts_for``)."""
         from engine.patching import puzzle_patch
 
-        return puzzle_patch(puzzle, self.lm(puzzle), at=at, position=position, count=n,
-                            estimate=estimate, progress=progress, cancelled=cancelled)
+        lm = self.lm(puzzle)
+        return puzzle_patch(puzzle, lm, at=at, position=position,
+                            count=n or prompts_for(lm.facts.heads), estimate=estimate,
+                            progress=progress, cancelled=cancelled)
 
     def listeners(self, text: str, asker: int, responder: int, *,
                   puzzle: Puzzle | None = None) -> Any:
@@ -230,6 +234,12 @@ class Engine:
 
         lm = self.lm(puzzle)
         return rank_listening(lm, lm.tokenize([text]), [asker], [responder])
+
+
+def prompts_for(heads: int) -> int:
+    """Prompts per exact grid in the game: 8 for GPT-2 small's 144 heads, 4 for SmolLM2's
+    270; a grid's cost grows with heads x prompts."""
+    return max(2, min(8, 1200 // max(heads, 1)))
 
 
 def first_prompts(ps: Any, n: int) -> Any:
@@ -385,9 +395,10 @@ class FakeEngine:
         return SwapView(roles, by_role, heads, 2.5, 0.1, clean_text=line_of(puzzle).text,
                         corrupted_text=corrupted_line(puzzle))
 
-    def patch(self, puzzle: Puzzle, at: str = "head", *, position: str = "*", n: int = 8,
-                    estimate: bool = False, progress: Callable[[int, int], None] | None = None,
-                    cancelled: Cancelled | None = None) -> Any:
+    def patch(self, puzzle: Puzzle, at: str = "head", *, position: str = "*",
+              n: int | None = None, estimate: bool = False,
+              progress: Callable[[int, int], None] | None = None,
+              cancelled: Cancelled | None = None) -> Any:
         """Made-up grids of the real report's shape: question 1.2 (or person 0) stands out."""
         from engine.patching import PatchReport, reading
 
@@ -416,7 +427,7 @@ class FakeEngine:
 
 
     def listeners(self, text: str, asker: int, responder: int, *,
-                        puzzle: Puzzle | None = None) -> Any:
+                  puzzle: Puzzle | None = None) -> Any:
         from engine.detectors import Listening
 
         baseline = 1.0 / (asker + 1)
