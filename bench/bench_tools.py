@@ -25,17 +25,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--puzzle", default="ioi-name-mover")
-    parser.add_argument("--prompts", type=int, default=8, help="prompts per grid (the game's)")
+    parser.add_argument("--prompts", type=int, default=None,
+                        help="prompts per grid (default: the game's, prompts_for)")
     args = parser.parse_args()
 
     import torch
 
     from engine.puzzle import find_puzzle
-    from game.engine_bridge import Engine
+    from game.engine_bridge import Engine, prompts_for
 
     puzzle = find_puzzle(args.puzzle)
     engine = Engine(args.model, device="cpu")
     load_s, lm = timed(engine.lm, puzzle)
+    args.prompts = args.prompts or prompts_for(lm.facts.heads)
     engine.lens(IOI, puzzle=puzzle)  # warm-up: first-call allocations are not a tool's cost
     rows: list[tuple[str, float, float | None]] = []
     rows.append(("think now (logit lens), one sentence", timed(engine.lens, IOI, k=3,

@@ -799,35 +799,42 @@ def patch_grid(
 
 
 def attribution_patch_grid(
-    lm: LoadedModel, target: Tokens, source: Tokens, metric: Metric
+    lm: LoadedModel, target: Tokens, source: Tokens, metric: Metric, *,
+    which: Literal["z", "q", "k", "v"] = "z", positions: Sequence[int] | None = None,
 ) -> torch.Tensor:
-    """First-order estimate of ``head_patch_grid`` from one forward and one backward:
-    metric(target) + grad . (z_source - z_target), per head, summed over positions."""
+    """First-order estimate of a head grid (``patch_grid`` at head/query/key/value) from one
+    forward and one backward: metric(target) + grad . (source - target), per head, summed
+    over positions (or only at ``positions``, one per prompt). Fast enough for a first
+    picture; exact patching then replaces it."""
     import torch
 
     _same_shape(target, source)
-    z_names = [act_name("z", layer) for layer in range(lm.n_layers)]
+    if which not in ("z", "q", "k", "v"):
+        raise UsageError(f"attribution patching estimates z, q, k or v, not {which!r}")
+    names = [act_name(which, layer) for layer in range(lm.n_layers)]
     with torch.inference_mode():
-        source_z = forward(lm, source, record=z_names, logits="none").cache
-    source_z = {k: v.clone() for k, v in source_z.items()}
+        source_acts = forward(lm, source, record=names, logits="none").cache
+    source_acts = {k: v.clone() for k, v in source_acts.items()}
+    mask = _positions_mask(positions, target).to(next(iter(source_acts.values())).dtype)
     leaves: dict[str, torch.Tensor] = {}
 
     def make(name: str) -> Hook:
-        def hook(z: torch.Tensor) -> torch.Tensor:
-            leaves[name] = torch.zeros_like(z, requires_grad=True)
-            return z + leaves[name]
+        def hook(act: torch.Tensor) -> torch.Tensor:
+            leaves[name] = torch.zeros_like(act, requires_grad=True)
+            return act + leaves[name]
 
         return hook
 
     with torch.enable_grad():
         run = forward(
-            lm, target, record=z_names, hooks={n: make(n) for n in z_names}, logits="last"
+            lm, target, record=names, hooks={n: make(n) for n in names}, logits="last"
         )
         base = metric(run.logits).mean()
         base.backward()
     grid = torch.stack([
-        ((source_z[n] - run.cache[n].detach()) * leaves[n].grad).sum(dim=(0, 1, 3))
-        for n in z_names
+        ((source_acts[n] - run.cache[n].detach()) * leaves[n].grad
+         * mask[:, :, None, None]).sum(dim=(0, 1, 3))
+        for n in names
     ])
     return (grid + base.detach()).float().cpu()
 

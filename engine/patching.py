@@ -119,8 +119,9 @@ def puzzle_patch(puzzle: Puzzle, lm: LoadedModel, *, at: str = "head", position:
 
     Patching is denoising (corrupted run, one piece from the clean run); silencing runs the
     clean prompts with one head mean-ablated over the corrupted ones, per template.
-    ``estimate`` gives attribution patching's first-order picture of head outputs instead (one
-    forward and one backward: ``engine.interventions.attribution_patch_grid``)."""
+    ``estimate`` gives attribution patching's first-order picture instead, for a head's
+    output, query, key or value (one forward and one backward:
+    ``engine.interventions.attribution_patch_grid``)."""
     import time
 
     from engine.interventions import attribution_patch_grid, patch_grid
@@ -142,8 +143,9 @@ def puzzle_patch(puzzle: Puzzle, lm: LoadedModel, *, at: str = "head", position:
     if position != ALL and position not in roles:
         raise UsageError(f"{puzzle.id} has no person called {position!r}; its people: "
                          f"{', '.join(roles)} (or {ALL} for every position)")
-    if estimate and at != "head":
-        raise UsageError("the first-order estimate is made for head outputs only")
+    if estimate and at in ("resid", "silence"):
+        raise UsageError("the first-order estimate is made for a head's output, query, key "
+                         "or value")
     clean = pad_rows(token_ids, device=lm.device)
     corrupted = pad_rows(corrupted_ids, device=lm.device)
     metric = PuzzleMetric(ps.metric.kind, ps.correct[:n], ps.wrong[:n])
@@ -154,7 +156,8 @@ def puzzle_patch(puzzle: Puzzle, lm: LoadedModel, *, at: str = "head", position:
         clean_metric, corrupted_metric = grid.target_metric, grid.source_metric
         columns, effects = grid.columns, grid.effects
     elif estimate:
-        effects = attribution_patch_grid(lm, corrupted, clean, metric)
+        effects = attribution_patch_grid(lm, corrupted, clean, metric, which=PATCH_AT[at],
+                                         positions=None if position == ALL else roles[position])
         clean_metric, corrupted_metric = _baselines(lm, clean, corrupted, metric)
         columns = [str(h) for h in range(lm.n_heads)]
     else:

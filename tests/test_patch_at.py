@@ -163,3 +163,22 @@ def test_pos_must_name_a_person():
     result = lineup("patch", "ioi-name-mover", "--model", "toy", "--pos", "NOBODY")
     assert result.returncode == 2
     assert "no person called 'NOBODY'" in result.stderr and "END" in result.stderr
+
+
+@pytest.mark.parametrize("which", ["q", "k", "v"])
+def test_attribution_estimate_adds_up_over_positions(which, random_gpt2):
+    """The first-order estimate is linear in the patch: swapping at every position moves the
+    metric by the sum of what swapping at each position alone moves it (per head)."""
+    from engine.interventions import LogitDiff, attribution_patch_grid
+
+    lm = random_gpt2
+    clean = lm.tokenize(["When Mary and John went to the store, John gave"])
+    corrupted = lm.tokenize(["When Anna and Paul went to the store, Paul gave"])
+    metric = LogitDiff([lm.token_id(" Mary")], [lm.token_id(" John")])
+    every = attribution_patch_grid(lm, corrupted, clean, metric, which=which)
+    base = attribution_patch_grid(lm, corrupted, corrupted, metric, which=which)
+    parts = sum(attribution_patch_grid(lm, corrupted, clean, metric, which=which,
+                                       positions=[p]) - base
+                for p in range(clean.lengths[0]))
+    assert torch.allclose(every - base, parts, atol=1e-3)
+    assert (every - base).abs().max() > 1e-4

@@ -235,7 +235,7 @@ EXPERIMENT_NAMES = {
 class ExperimentScreen(ToolScreen):
     """The essay's experiments as heatmaps: swap a person (residual stream), a question's
     answer (head output), the question (query), who answers (keys), what is said back
-    (values), or silence a question (the judge's mean ablation). A head's output shows a
+    (values), or silence a question (the judge's mean ablation). A head's pieces show a
     first-order estimate at once, then the exact grid; anything slower has a progress bar,
     and esc stops it."""
 
@@ -280,8 +280,9 @@ class ExperimentScreen(ToolScreen):
         worker = get_current_worker()
         at, position = self.at, self.position
         self.query_one(ProgressBar).update(total=1.0, progress=0.0)
-        if at == "head" and position == "*":
-            estimate = await in_daemon_thread(app.engine.patch, self.puzzle, at, estimate=True,
+        if at not in ("resid", "silence"):  # a first-order picture first
+            estimate = await in_daemon_thread(app.engine.patch, self.puzzle, at,
+                                              position=position, estimate=True,
                                               cancelled=lambda: worker.is_cancelled)
             self.post_loaded(estimate)
         exact = await in_daemon_thread(app.engine.patch, self.puzzle, at, position=position,
