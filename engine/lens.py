@@ -99,9 +99,9 @@ def logit_lens(lm: LoadedModel, text: str, *, k: int = 5) -> LensReport:
     if not text.strip():
         raise UsageError("the text is empty: give a sentence to look at")
     tokens = lm.tokenize([text])
-    if tokens.lengths[0] > lm.config.n_positions:
+    if tokens.lengths[0] > lm.n_ctx:
         raise UsageError(f"the text is {tokens.lengths[0]} tokens; this model reads at most "
-                         f"{lm.config.n_positions}")
+                         f"{lm.n_ctx}")
     ids = tokens.ids[0].tolist()
     words = lm.token_strings(ids)
     layers = []

@@ -77,42 +77,44 @@ class LoadedModel:
         return self.model.config
 
     @property
+    def facts(self) -> ModelFacts:
+        """The model's shape, read once from its config (``ModelFacts.of``)."""
+        facts = self.extra.get("facts")
+        if facts is None or facts.source is not self.config:
+            facts = self.extra["facts"] = ModelFacts.of(self.config)
+        return facts
+
+    @property
     def family(self) -> str:
         """``gpt2`` or ``llama``: which per-family adapter the hooked forward uses."""
-        return family_of(getattr(self.config, "model_type", None))
+        return self.facts.family
 
     @property
     def n_layers(self) -> int:
-        return int(self.config.num_hidden_layers)
+        return self.facts.n_layers
 
     @property
     def n_heads(self) -> int:
         """Query heads per layer (per-head activation names count these)."""
-        return int(self.config.num_attention_heads)
+        return self.facts.n_heads
 
     @property
     def n_kv_heads(self) -> int:
         """Key/value heads per layer; fewer than ``n_heads`` when query heads share them."""
-        if self.family == "gpt2":
-            return self.n_heads
-        value = getattr(self.config, "num_key_value_heads", None)
-        return int(value) if value else self.n_heads
+        return self.facts.n_kv_heads
 
     @property
     def d_model(self) -> int:
-        return int(self.config.hidden_size)
+        return self.facts.d_model
 
     @property
     def d_head(self) -> int:
-        value = getattr(self.config, "head_dim", None)
-        return int(value) if value else self.d_model // self.n_heads
+        return self.facts.d_head
 
     @property
     def n_ctx(self) -> int:
         """The longest sequence the model's positions cover."""
-        if self.family == "gpt2":
-            return int(self.config.n_positions)
-        return int(self.config.max_position_embeddings)
+        return self.facts.n_ctx
 
     @property
     def device(self) -> torch.device:
@@ -152,6 +154,70 @@ class LoadedModel:
         if len(ids) != 1:
             raise UsageError(f"{word!r} is {len(ids)} tokens for {self.name}, not one")
         return int(ids[0])
+
+
+# Config field names per family: the only place that reads them (config.json or a loaded
+# config; GPT-2 configs loaded by transformers also answer the Llama names, files do not).
+_FIELDS = {
+    "gpt2": {"n_layers": "n_layer", "n_heads": "n_head", "d_model": "n_embd",
+             "n_ctx": "n_positions", "n_kv_heads": None, "d_head": None},
+    "llama": {"n_layers": "num_hidden_layers", "n_heads": "num_attention_heads",
+              "d_model": "hidden_size", "n_ctx": "max_position_embeddings",
+              "n_kv_heads": "num_key_value_heads", "d_head": "head_dim"},
+}
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What every tool needs to know about a model's shape, for either family, from its
+    config alone (no weights): so nothing else reads ``n_positions`` or
+    ``max_position_embeddings`` and gets it wrong for the other family."""
+
+    family: str  # gpt2 | llama
+    n_layers: int  # rounds
+    n_heads: int  # query heads per layer
+    n_kv_heads: int  # key/value heads per layer (fewer when query heads share them)
+    d_model: int
+    d_head: int
+    n_ctx: int  # the longest sequence the positions cover
+    vocab_size: int
+    source: Any = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, config: Any) -> ModelFacts:
+        """Facts of a config: a dict read from config.json, or a transformers config."""
+        as_dict = config if isinstance(config, dict) else None
+
+        def get(name: str | None) -> Any:
+            if name is None:
+                return None
+            value = as_dict.get(name) if as_dict is not None else getattr(config, name, None)
+            return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+        model_type = (as_dict.get("model_type") if as_dict is not None
+                      else getattr(config, "model_type", None))
+        family = family_of(model_type)
+        names = _FIELDS[family]
+        n_layers, n_heads, d_model = (get(names[k]) for k in ("n_layers", "n_heads", "d_model"))
+        n_ctx = get(names["n_ctx"]) or (get("n_ctx") if family == "gpt2" else None)
+        if not (n_layers and n_heads and d_model and n_ctx):
+            raise ModelError(f"the {family} config lacks its shape "
+                             f"({', '.join(v for v in names.values() if v)})")
+        return cls(family=family, n_layers=n_layers, n_heads=n_heads,
+                   n_kv_heads=get(names["n_kv_heads"]) or n_heads, d_model=d_model,
+                   d_head=get(names["d_head"]) or d_model // n_heads, n_ctx=n_ctx,
+                   vocab_size=get("vocab_size") or 0, source=config)
+
+    @property
+    def heads(self) -> int:
+        """Every query head of the model."""
+        return self.n_layers * self.n_heads
+
+    def shape(self) -> str:
+        """One line for humans: ``30 rounds x 9 questions (3 key/value heads), 8192 tokens``."""
+        shared = f" ({self.n_kv_heads} key/value heads)" if self.n_kv_heads != self.n_heads else ""
+        return (f"{self.n_layers} rounds x {self.n_heads} questions{shared}, "
+                f"reads up to {self.n_ctx} tokens")
 
 
 def pad_rows(rows: Sequence[Sequence[int]], *, device: Any = None, pad_id: int = 0) -> Tokens:
@@ -322,6 +388,34 @@ def block_for_spec(spec: str | None) -> str | None:
     return "gpt2" if shape_ok else None
 
 
+MODEL_CHOICES: tuple[tuple[str, str], ...] = (
+    ("gpt2", "real GPT-2 small from the Hugging Face cache"),
+    (SMOLLM2, "SmolLM2-135M, a real trained Llama-family model (`lineup download smollm2`)"),
+    ("toy", "the bundled toy with hand-planted circuits"),
+    ("random-gpt2", "GPT-2's shape with random weights, for tests"),
+)
+"""The named --model values, in the order the default rule tries the trained ones; the help
+texts, `lineup models` and error messages are built from this list."""
+
+DEFAULT_RULE = "gpt2 when cached, else smollm2 when converted, else toy"
+
+
+def model_names() -> list[str]:
+    """Every name --model accepts besides a directory: the choices, then the other toys."""
+    return [name for name, _ in MODEL_CHOICES] + [t for t in toy_names() if t != "toy"]
+
+
+def model_option_help() -> str:
+    """The --model help: the real choices and the real default, here and in general."""
+    try:
+        here = default_model().name
+    except Exception:  # a courtesy in a help text; never fail --help over it
+        here = None
+    now = f"; here: {here}" if here else ""
+    return (f"{', '.join(model_names())}, a planted-* test model or a directory "
+            f"(default: {DEFAULT_RULE}{now})")
+
+
 @dataclass(frozen=True)
 class DefaultModel:
     """Which model plays when none is named, and the one line that says why."""
@@ -458,8 +552,7 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def unknown_model_message(spec: str) -> str:
-    known = ["gpt2", SMOLLM2, "random-gpt2", "toy", *[t for t in toy_names() if t != "toy"]]
-    return f"unknown model {spec!r}: use one of {', '.join(known)}, or a directory path"
+    return f"unknown model {spec!r}: use one of {', '.join(model_names())}, or a directory path"
 
 
 _LOADED: dict[tuple[str, str], LoadedModel] = {}

@@ -113,6 +113,7 @@ def model_info(spec: str) -> ModelInfo:
         return ModelInfo(spec, "gpt2", GPT2_LAYERS, f"planted test model {spec}", 1024)
     if spec == "smollm2":
         return ModelInfo(spec, "smollm2", SMOLLM2_LAYERS, "SmolLM2-135M", 8192)
+    from engine.models import model_names
     from engine.paths import TOYS_DIR
 
     if spec == "toy" or (TOYS_DIR / spec).is_dir():
@@ -120,8 +121,9 @@ def model_info(spec: str) -> ModelInfo:
         if config is None:
             raise UsageError(f"no bundled toy model called {spec!r} (is it built? "
                              "`python -m engine.toys build`)")
-        return ModelInfo(spec, "toy", int(config.get("n_layer", 0)), f"toy model {spec}",
-                         _int_or_none(config.get("n_positions")))
+        facts = _facts_or_none(config)
+        return ModelInfo(spec, "toy", facts.n_layers if facts else 0, f"toy model {spec}",
+                         facts.n_ctx if facts else None)
     path = Path(spec).expanduser()
     if path.is_dir():
         try:
@@ -130,24 +132,30 @@ def model_info(spec: str) -> ModelInfo:
             raise UsageError(f"{spec}: not a model directory (no readable config.json)") from None
         from engine.models import block_for_spec
 
-        layers = config.get("n_layer", config.get("num_hidden_layers", 0))
-        context = config.get("n_positions", config.get("max_position_embeddings"))
-        return ModelInfo(spec, block_for_spec(spec), int(layers or 0), spec,
-                         _int_or_none(context))
-    raise UsageError(f"unknown model {spec!r}: use gpt2, smollm2, toy, random-gpt2, "
+        facts = _facts_or_none(config)
+        return ModelInfo(spec, block_for_spec(spec), facts.n_layers if facts else 0, spec,
+                         facts.n_ctx if facts else None)
+    raise UsageError(f"unknown model {spec!r}: use {', '.join(model_names())}, "
                      "a planted-* test model or a directory")
 
 
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _facts_or_none(config: Any) -> Any:
+    """``engine.models.ModelFacts`` of a config.json, or None when it is not one."""
+    from engine.errors import ModelError
+    from engine.models import ModelFacts
+
+    try:
+        return ModelFacts.of(config) if isinstance(config, dict) else None
+    except ModelError:
+        return None
 
 
 def block_layers(block: ModelBlock) -> int | None:
     """How many layers the model playing a block has, or None when unknown (toy not built)."""
     if block.name in BLOCK_LAYERS:
         return BLOCK_LAYERS[block.name]
-    config = toy_config(block.toy or "toy")
-    return int(config["n_layer"]) if config and isinstance(config.get("n_layer"), int) else None
+    facts = _facts_or_none(toy_config(block.toy or "toy"))
+    return facts.n_layers if facts else None
 
 
 # --------------------------------------------------------------------------- helpers

@@ -212,6 +212,36 @@ class Engine:
                         clean_text=ps.texts[0], corrupted_text=ps.corrupted[0])
 
 
+    def patch(self, puzzle: Puzzle, at: str = "head", *, position: str = "*",
+              n: int | None = None, estimate: bool = False,
+              progress: Callable[[int, int], None] | None = None,
+              cancelled: Cancelled | None = None) -> Any:
+        """One of the essay's experiments on the first ``n`` play prompts, as
+        ``engine.patching.PatchReport`` (the report ``lineup patch --json`` prints). By
+        default ``n`` keeps an exact grid to a few seconds (``prompts_for``)."""
+        from engine.patching import puzzle_patch
+
+        lm = self.lm(puzzle)
+        return puzzle_patch(puzzle, lm, at=at, position=position,
+                            count=n or prompts_for(lm.facts.heads), estimate=estimate,
+                            progress=progress, cancelled=cancelled)
+
+    def listeners(self, text: str, asker: int, responder: int, *,
+                  puzzle: Puzzle | None = None) -> Any:
+        """Every head ranked by how much ``asker`` listens to ``responder`` in ``text``
+        (``engine.detectors.rank_listening``)."""
+        from engine.detectors import rank_listening
+
+        lm = self.lm(puzzle)
+        return rank_listening(lm, lm.tokenize([text]), [asker], [responder])
+
+
+def prompts_for(heads: int) -> int:
+    """Prompts per exact grid in the game: 8 for GPT-2 small's 144 heads, 4 for SmolLM2's
+    270; a grid's cost grows with heads x prompts."""
+    return max(2, min(8, 1200 // max(heads, 1)))
+
+
 def first_prompts(ps: Any, n: int) -> Any:
     """A prompt set cut to its first ``n`` prompts (every per-prompt list, every role)."""
     from dataclasses import fields, replace
@@ -364,6 +394,47 @@ class FakeEngine:
 
         return SwapView(roles, by_role, heads, 2.5, 0.1, clean_text=line_of(puzzle).text,
                         corrupted_text=corrupted_line(puzzle))
+
+    def patch(self, puzzle: Puzzle, at: str = "head", *, position: str = "*",
+              n: int | None = None, estimate: bool = False,
+              progress: Callable[[int, int], None] | None = None,
+              cancelled: Cancelled | None = None) -> Any:
+        """Made-up grids of the real report's shape: question 1.2 (or person 0) stands out."""
+        from engine.patching import PatchReport, reading
+
+        roles = list(puzzle.roles)
+        columns = roles if at == "resid" else [str(h) for h in range(self.n_heads)]
+        strong = (1, 0 if at == "resid" else 2)
+        base = 0.9 if at == "silence" else 0.03
+        hit = 0.2 if at == "silence" else (0.55 if estimate else 0.7)
+        fractions = [[hit if (layer, j) == strong else round(base + 0.01 * j, 2)
+                      for j in range(len(columns))] for layer in range(self.n_layers)]
+        for layer in range(self.n_layers):
+            if progress:
+                progress(layer + 1, self.n_layers)
+            if cancelled and cancelled():
+                raise InterruptedError("patching cancelled")
+        clean, corrupted = 2.5, 0.1
+        effects = [[round(corrupted + f * (clean - corrupted), 4) for f in row]
+                   for row in fractions]
+        shown = "*" if at in ("resid", "silence") else position
+        from game.views import corrupted_line
+
+        return PatchReport(puzzle.id, self.model, "fake engine", "logit_diff", at, shown,
+                           [line_of(puzzle).text], [corrupted_line(puzzle)], [["A", "B"]], clean,
+                           corrupted, columns, effects, fractions,
+                           reading(at, shown, columns, fractions), estimate=estimate)
+
+
+    def listeners(self, text: str, asker: int, responder: int, *,
+                  puzzle: Puzzle | None = None) -> Any:
+        from engine.detectors import Listening
+
+        baseline = 1.0 / (asker + 1)
+        rows = [Listening(layer, h, round(0.7 if (layer, h) == (1, 2) else 0.1 + 0.02 * h, 3),
+                          round(baseline, 3))
+                for layer in range(self.n_layers) for h in range(self.n_heads)]
+        return sorted(rows, key=lambda r: -r.lift)
 
 
 def make_engine(model: str | None = None) -> Engine | FakeEngine:

@@ -167,7 +167,8 @@ def test_patch_runs_each_prompt_set_once_and_matches_head_patch_grid(monkeypatch
     monkeypatch.setattr(hooks, "forward", counting)
     monkeypatch.setattr(interventions, "forward", counting)
     args = argparse.Namespace(puzzle="ioi-whole-circuit", model="toy", device="cpu", count=5,
-                              json=True)
+                              json=True, at="head", silence=False, pos="*", numbers=False,
+                              svg=None)
     assert patch.run(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert sorted(full) == sorted([clean.ids.tolist(), corrupted.ids.tolist()])
