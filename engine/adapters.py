@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from engine.models import LoadedModel
+    from engine.loaded import LoadedModel
 
 
 class GPT2Adapter:

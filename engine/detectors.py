@@ -27,7 +27,7 @@ from engine.errors import UsageError
 if TYPE_CHECKING:
     import torch
 
-    from engine.models import LoadedModel, Tokens
+    from engine.loaded import LoadedModel, Tokens
 
 COPY_TOP_K = 5
 SCORE_NAMES = ("previous_token", "duplicate_token", "induction", "copy", "negative_copy")
@@ -95,7 +95,7 @@ def attention_scores(lm: LoadedModel, *, n_sequences: int = 8, seed: int = 0) ->
     import torch
 
     from engine.hooks import act_name, forward
-    from engine.models import Tokens
+    from engine.loaded import Tokens
 
     ids, prefix, half = repeated_random_tokens(lm, n_sequences=n_sequences, seed=seed)
     tokens = Tokens(ids=ids.to(lm.device), lengths=[ids.shape[1]] * len(ids))

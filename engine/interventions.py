@@ -28,7 +28,7 @@ from engine.hooks import Hook, act_name, attn_inputs, forward, w_out
 if TYPE_CHECKING:
     import torch
 
-    from engine.models import LoadedModel, Tokens
+    from engine.loaded import LoadedModel, Tokens
 
 HeadIndex = tuple[int, int]
 Metric = Callable[["torch.Tensor"], "torch.Tensor"]
@@ -397,7 +397,7 @@ def run_edits(lm: LoadedModel, state: PatchState, edits: Sequence[Edit], *,
     that start at the same layer share a batch of at most ``max_batch`` rows."""
     import torch
 
-    from engine.models import Tokens
+    from engine.loaded import Tokens
 
     n = state.n
     final = act_name("resid_post", lm.n_layers - 1)

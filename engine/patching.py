@@ -18,7 +18,7 @@ from engine.errors import UsageError
 from engine.interventions import ALL, PATCH_AT
 
 if TYPE_CHECKING:
-    from engine.models import LoadedModel
+    from engine.loaded import LoadedModel
     from engine.puzzle import Puzzle
 
 KINDS = (*PATCH_AT, "silence")
@@ -125,8 +125,8 @@ def puzzle_patch(puzzle: Puzzle, lm: LoadedModel, *, at: str = "head", position:
     import time
 
     from engine.interventions import attribution_patch_grid, patch_grid
+    from engine.loaded import pad_rows
     from engine.metrics import PuzzleMetric
-    from engine.models import pad_rows
 
     if at not in KINDS:
         raise UsageError(f"cannot patch at {at!r}: use {', '.join(KINDS)}")

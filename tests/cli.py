@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HANG = 900
+HANG = 1800
 """Seconds after which a command counts as hung: a guard against a test that never ends,
-not a speed limit (the slowest command here, validate on SmolLM2, takes a few minutes)."""
+not a speed limit (the slowest here, a SmolLM2 patch grid or validate, take minutes)."""
 
 
 def lineup(*args: str, cwd: Path | str | None = None, stdin=None, home: Path | None = None,

@@ -4,8 +4,9 @@ through the real `lineup` entry point and the TUI (Pilot), with the real engine.
 from __future__ import annotations
 
 import pytest
-from test_cli_core import lineup
 from textual.widgets import DataTable, Static
+
+from tests.cli import lineup
 
 IOI = "When Mary and John went to the store, John gave a drink to"
 
@@ -45,7 +46,7 @@ def test_model_facts_read_either_family(tiny_llama_dir):
 
 def test_lens_runs_on_every_model(model_spec):
     text = "the cat sat on the mat" if model_spec == "toy" else IOI
-    result = lineup("lens", "--model", model_spec, text, timeout=600)
+    result = lineup("lens", "--model", model_spec, text)
     assert result.returncode == 0, result.stderr
     assert "Logit lens on" in result.stdout and "embed" in result.stdout
     assert "crash" not in result.stderr

@@ -12,13 +12,14 @@ import json
 
 import pytest
 import torch
-from test_cli_core import lineup
+
+from tests.cli import lineup
 
 PART = {"query": 0, "key": 1, "value": 2}
 
 
 def patch_json(*args: str) -> dict:
-    result = lineup("patch", *args, "--json", timeout=1800)
+    result = lineup("patch", *args, "--json")
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 

@@ -17,7 +17,7 @@ from engine.metrics import PuzzleMetric
 from engine.report import QuestionReport, Report, stars_for
 
 if TYPE_CHECKING:
-    from engine.models import LoadedModel
+    from engine.loaded import LoadedModel
     from engine.puzzle import Circuit, PromptSet, Puzzle, Question
 
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import torch
 
     from engine.interventions import Edit
-    from engine.models import LoadedModel
+    from engine.loaded import LoadedModel
     from engine.puzzle import ModelBlock, PromptSet, Puzzle, Question
 
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import torch
 
     from engine.interventions import Edit, PatchState
-    from engine.models import LoadedModel, Tokens
+    from engine.loaded import LoadedModel, Tokens
     from engine.puzzle import PromptSet
 
 RUNS = {"builds": 0, "batches": 0, "copies": 0}
@@ -112,7 +112,7 @@ def _load_split(lm: LoadedModel, ps: PromptSet, roles: list[str], *, play: bool,
     import torch
 
     from engine import cache
-    from engine.models import pad_rows
+    from engine.loaded import pad_rows
 
     key = _prompt_key(lm, ps, roles)
     data = cache.load("judge", key, memo=True)
@@ -164,7 +164,7 @@ def _build_split(lm: LoadedModel, ps: PromptSet, split: _Split, *, play: bool,
 
     from engine.hooks import act_name, forward, unembed
     from engine.interventions import Edit, group_means
-    from engine.models import pad_rows
+    from engine.loaded import pad_rows
 
     RUNS["builds"] += 1
     L, n = lm.n_layers, split.n

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from engine.judge.thresholds import JUDGE_VERSION
 
 if TYPE_CHECKING:
-    from engine.models import LoadedModel
+    from engine.loaded import LoadedModel
 
 
 def _detector_params() -> dict[str, Any]:

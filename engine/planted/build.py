@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine import toys
 from engine.planted.plan import (
     ANCHOR,
     AVOID_TOTAL,
@@ -50,11 +49,12 @@ from engine.planted.plan import (
     truth,
 )
 from engine.planted.prompts import ioi_batch, repeated_tokens
+from engine.toys import design as toys
 
 if TYPE_CHECKING:
     import torch
 
-    from engine.models import LoadedModel
+    from engine.loaded import LoadedModel
 
 
 def make_layout() -> toys.Layout:
@@ -131,7 +131,7 @@ def layer_noise(layout: toys.Layout, layer: int, distractors: list[int],
 
 
 def name_token_ids() -> list[int]:
-    from engine.models import gpt2_tokenizer
+    from engine.loaded import gpt2_tokenizer
 
     tokenizer = gpt2_tokenizer()
     ids = []
@@ -143,7 +143,7 @@ def name_token_ids() -> list[int]:
 
 
 def end_token_id() -> int:
-    from engine.models import gpt2_tokenizer
+    from engine.loaded import gpt2_tokenizer
 
     return int(gpt2_tokenizer().encode(" to", add_special_tokens=False)[0])
 
@@ -598,7 +598,7 @@ _BUILT: dict[tuple[str, str], LoadedModel] = {}
 
 def build(name: str, *, device: str = "cpu") -> LoadedModel:
     """One planted variant as a LoadedModel (built in memory, kept for the process)."""
-    from engine.models import LoadedModel, gpt2_tokenizer
+    from engine.loaded import LoadedModel, gpt2_tokenizer
 
     key = (name, device)
     if key not in _BUILT:

@@ -14,7 +14,7 @@ from engine.planted.prompts import IOIBatch, ioi_batch, repeated_tokens
 if TYPE_CHECKING:
     import torch
 
-    from engine.models import LoadedModel, Tokens
+    from engine.loaded import LoadedModel, Tokens
 
 
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engine import toys
 from engine.planted.plan import VOCAB_SIZE
+from engine.toys import prompts as toy_prompts
 
 if TYPE_CHECKING:
     import torch
 
-    from engine.models import LoadedModel, Tokens
+    from engine.loaded import LoadedModel, Tokens
 
 
 IOI_TEMPLATES = (
@@ -39,7 +39,7 @@ def ioi_batch(lm: LoadedModel, n: int = 32, *, seed: int = 0, abc: bool = False)
     finds them: IO and S1 by first occurrence, S2 the second."""
     import torch
 
-    prompts = toys.ioi_prompts(n, seed=seed, abc=abc, templates=IOI_TEMPLATES)
+    prompts = toy_prompts.ioi_prompts(n, seed=seed, abc=abc, templates=IOI_TEMPLATES)
     ios, ss = [], []
     roles: dict[str, list[int]] = {k: [] for k in ("IO", "S1", "S1+1", "S2", "END")}
     for text, io, s, s2 in zip(prompts.texts, prompts.io, prompts.s, prompts.s2, strict=True):
@@ -63,7 +63,7 @@ def repeated_tokens(lm: LoadedModel, n: int = 16, half: int = 20, *, seed: int =
     ``repeat=False`` gives unrepeated rows of the same length (mean-ablation reference)."""
     import torch
 
-    from engine.models import Tokens
+    from engine.loaded import Tokens
 
     gen = torch.Generator().manual_seed(seed)
     rows = []

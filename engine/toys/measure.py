@@ -17,7 +17,7 @@ from engine.toys.prompts import IOIPrompts, ioi_prompts, ioi_roles, prefix, repe
 if TYPE_CHECKING:
     import torch
 
-    from engine.models import LoadedModel, Tokens
+    from engine.loaded import LoadedModel, Tokens
 
 
 def induction_accuracy(logits: torch.Tensor, tokens: Tokens) -> float:

@@ -12,7 +12,7 @@ from engine.toys.design import IOI_TEMPLATES, SPECIAL_TOKENS, word_lists
 if TYPE_CHECKING:
     import torch
 
-    from engine.models import LoadedModel, Tokens
+    from engine.loaded import LoadedModel, Tokens
 
 
 @dataclass
@@ -55,7 +55,7 @@ def repeated_sequences(lm: LoadedModel, *, n: int = 32, half: int = 20, seed: in
     a words.yaml list or "vocab" (every ordinary token)."""
     import torch
 
-    from engine.models import Tokens
+    from engine.loaded import Tokens
 
     if pool == "vocab":
         ids = [i for i in range(len(lm.tokenizer)) if i >= len(SPECIAL_TOKENS)]
@@ -76,7 +76,7 @@ def repeated_sequences(lm: LoadedModel, *, n: int = 32, half: int = 20, seed: in
 
 def prefix(tokens: Tokens, length: int) -> Tokens:
     """The first ``length`` positions of a batch of equal-length sequences."""
-    from engine.models import Tokens
+    from engine.loaded import Tokens
 
     return Tokens(ids=tokens.ids[:, :length], lengths=[length] * len(tokens))
 
