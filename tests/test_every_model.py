@@ -146,8 +146,9 @@ async def test_experiments_draw_heatmaps_and_find_jumps(spec):
     from tui_helpers import plain
 
     from game.app import LineupApp
-    from game.engine_bridge import Engine, FakeEngine
+    from game.engine_bridge import Engine
     from game.screens.tools import AttentionScreen, ExperimentScreen
+    from tests.fake_engine import FakeEngine
 
     engine = FakeEngine() if spec == "fake" else Engine("toy", device="cpu")
     app = LineupApp(engine=engine, puzzle="ioi-name-mover")

@@ -122,8 +122,8 @@ def test_the_puzzle_screen_shows_kept_layers_in_order(tmp_path, monkeypatch) -> 
     from textual.widgets import Static
 
     from game.app import LineupApp
-    from game.engine_bridge import FakeEngine
     from game.screens.puzzle import PuzzleScreen
+    from tests.fake_engine import FakeEngine
 
     monkeypatch.setenv("LINEUP_HOME", str(tmp_path))
 

@@ -18,11 +18,11 @@ from textual.widgets import DataTable, OptionList, Static
 from tui_helpers import plain, send_now, solution_keys, type_fast
 
 from game.app import LineupApp
-from game.engine_bridge import FakeEngine
 from game.screens.check import CheckScreen
 from game.screens.hints import HintScreen
 from game.screens.menu import MenuScreen
 from game.screens.puzzle import PuzzleScreen
+from tests.fake_engine import FakeEngine
 
 SIZE = (100, 40)
 
@@ -1003,7 +1003,7 @@ def test_quitting_while_the_model_loads_does_not_wait(lineup_home) -> None:
     code = textwrap.dedent("""
         import asyncio, threading
         from game.app import LineupApp
-        from game.engine_bridge import FakeEngine
+        from tests.fake_engine import FakeEngine
         async def main():
             engine = FakeEngine(load_gate=threading.Event())
             app = LineupApp(engine=engine)
