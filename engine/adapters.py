@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from engine.models import LoadedModel
+    from engine.loaded import LoadedModel
 
 
 class GPT2Adapter:
@@ -45,9 +45,8 @@ class GPT2Adapter:
     def __init__(self, lm: LoadedModel) -> None:
         self.model = lm.model
         self.blocks = lm.model.transformer.h
-        self.n_heads = int(lm.model.config.n_head)
-        self.d_model = int(lm.model.config.n_embd)
-        self.d_head = self.d_model // self.n_heads
+        facts = lm.facts  # the one reader of config field names
+        self.n_heads, self.d_model, self.d_head = facts.n_heads, facts.d_model, facts.d_head
 
     # -- whole model
     def embed(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -118,13 +117,11 @@ class LlamaAdapter(GPT2Adapter):
     family = "llama"
 
     def __init__(self, lm: LoadedModel) -> None:
-        config = lm.model.config
+        facts = lm.facts
         self.model = lm.model
         self.blocks = lm.model.model.layers
-        self.n_heads = int(config.num_attention_heads)
-        self.n_kv_heads = int(getattr(config, "num_key_value_heads", None) or self.n_heads)
-        self.d_model = int(config.hidden_size)
-        self.d_head = int(getattr(config, "head_dim", None) or self.d_model // self.n_heads)
+        self.n_heads, self.n_kv_heads = facts.n_heads, facts.n_kv_heads
+        self.d_model, self.d_head = facts.d_model, facts.d_head
         self.group = self.n_heads // self.n_kv_heads
 
     def token_embed(self, ids: torch.Tensor) -> torch.Tensor:

@@ -18,13 +18,16 @@ they read, like IOI's negative name movers).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
+
+from engine.errors import UsageError
 
 if TYPE_CHECKING:
     import torch
 
-    from engine.models import LoadedModel
+    from engine.loaded import LoadedModel, Tokens
 
 COPY_TOP_K = 5
 SCORE_NAMES = ("previous_token", "duplicate_token", "induction", "copy", "negative_copy")
@@ -49,13 +52,8 @@ class HeadScore:
 
 
 def context_length(lm: LoadedModel) -> int:
-    """How many positions the model reads (GPT-2 ``n_positions``, Llama
-    ``max_position_embeddings``)."""
-    n_ctx = getattr(lm, "n_ctx", None)
-    if n_ctx:
-        return int(n_ctx)
-    config = lm.config
-    return int(getattr(config, "n_positions", None) or config.max_position_embeddings)
+    """How many positions the model reads (``LoadedModel.n_ctx``, from ``ModelFacts``)."""
+    return lm.n_ctx
 
 
 def candidate_token_ids(lm: LoadedModel) -> torch.Tensor:
@@ -63,7 +61,7 @@ def candidate_token_ids(lm: LoadedModel) -> torch.Tensor:
     import torch
 
     tokenizer = lm.tokenizer
-    vocab = min(len(tokenizer), lm.config.vocab_size)
+    vocab = min(len(tokenizer), lm.facts.vocab_size)
     special = set(getattr(tokenizer, "all_special_ids", []) or [])
     special |= set(getattr(tokenizer, "added_tokens_decoder", {}) or {})
     keep = [i for i in range(vocab) if i not in special]
@@ -79,7 +77,7 @@ def repeated_random_tokens(
 
     n_positions = context_length(lm)
     bos = getattr(lm.tokenizer, "bos_token_id", None)
-    prefix = 1 if bos is not None and bos < lm.config.vocab_size else 0
+    prefix = 1 if bos is not None and bos < lm.facts.vocab_size else 0
     half = half or min(20, (n_positions - prefix) // 2)
     pool = candidate_token_ids(lm)
     generator = torch.Generator().manual_seed(seed)
@@ -97,7 +95,7 @@ def attention_scores(lm: LoadedModel, *, n_sequences: int = 8, seed: int = 0) ->
     import torch
 
     from engine.hooks import act_name, forward
-    from engine.models import Tokens
+    from engine.loaded import Tokens
 
     ids, prefix, half = repeated_random_tokens(lm, n_sequences=n_sequences, seed=seed)
     tokens = Tokens(ids=ids.to(lm.device), lengths=[ids.shape[1]] * len(ids))
@@ -177,3 +175,48 @@ def head_scores(lm: LoadedModel, *, seed: int = 0) -> list[HeadScore]:
 def top_heads(scores: list[HeadScore], score: str, k: int = 3) -> list[HeadScore]:
     """The ``k`` heads highest on one score."""
     return sorted(scores, key=lambda s: getattr(s, score), reverse=True)[:k]
+
+
+@dataclass
+class Listening:
+    """How much one head's asker listens to one person, against an even spread over everyone
+    it can hear (``baseline`` = 1 / (asker position + 1), averaged over prompts)."""
+
+    layer: int
+    head: int
+    attention: float  # mean attention from the asker to the person
+    baseline: float
+
+    @property
+    def lift(self) -> float:
+        """Attention as a multiple of the even spread: 1 is no preference."""
+        return self.attention / self.baseline if self.baseline > 0 else 0.0
+
+
+def rank_listening(lm: LoadedModel, tokens: Tokens, askers: Sequence[int],
+                   responders: Sequence[int], layers: Iterable[int] | None = None
+                   ) -> list[Listening]:
+    """Every head of ``layers`` (default: all) ranked by how much each prompt's asker
+    (``askers[i]``) listens to its responder (``responders[i]``), most first: one forward,
+    so a player finds the heads instead of paging through them."""
+    import torch
+
+    from engine.hooks import act_name, forward
+
+    layers = list(range(lm.n_layers)) if layers is None else list(layers)
+    asker = torch.as_tensor(list(askers), device=tokens.ids.device)
+    responder = torch.as_tensor(list(responders), device=tokens.ids.device)
+    if bool((responder > asker).any()):
+        raise UsageError("a person can only listen to people behind them (or themselves)")
+    rows = torch.arange(len(tokens), device=tokens.ids.device)
+    names = [act_name("pattern", layer) for layer in layers]
+    with torch.inference_mode():
+        run = forward(lm, tokens, record=names, logits="none",
+                      stop_layer=max(layers) + 1 if layers else 0)
+    baseline = float((1.0 / (asker.float() + 1)).mean())
+    out = []
+    for layer, name in zip(layers, names, strict=True):
+        att = run.cache[name][rows, :, asker, responder].float().mean(0)  # [head]
+        out += [Listening(layer, h, round(float(a), 4), round(baseline, 4))
+                for h, a in enumerate(att.tolist())]
+    return sorted(out, key=lambda r: (-r.attention, r.layer, r.head))

@@ -42,7 +42,7 @@ from engine.errors import UsageError
 if TYPE_CHECKING:
     import torch
 
-    from engine.models import LoadedModel, Tokens
+    from engine.loaded import LoadedModel, Tokens
 
 Hook = Callable[["torch.Tensor"], "torch.Tensor | None"]
 LogitsMode = Literal["all", "last", "none"]

@@ -28,7 +28,7 @@ from engine.hooks import Hook, act_name, attn_inputs, forward, w_out
 if TYPE_CHECKING:
     import torch
 
-    from engine.models import LoadedModel, Tokens
+    from engine.loaded import LoadedModel, Tokens
 
 HeadIndex = tuple[int, int]
 Metric = Callable[["torch.Tensor"], "torch.Tensor"]
@@ -302,7 +302,10 @@ class Edit:
     - ``q_path``: (layer, head, at): the head's source-minus-target write at ``at`` reaches the
       *queries* of every head of every later layer at ``at`` by the direct path, and nothing
       else (the head's own output stays the target's). Its effect is what the head does
-      through later heads' questions, as path patching measures it.
+      through later heads' questions, as path patching measures it;
+    - ``qkv``: (which, layer, head, at), which in q/k/v: only the head's query, key or value at
+      ``at`` from the source run. Keys and values are per *query* head (see
+      ``engine.adapters``): for heads that share them, only that query head sees the change.
     """
 
     ablate: frozenset[HeadIndex] = frozenset()
@@ -310,14 +313,19 @@ class Edit:
     mlp: tuple[tuple[int, str], ...] = ()
     resid: tuple[tuple[int, str], ...] = ()
     q_path: tuple[tuple[int, int, str], ...] = ()
+    qkv: tuple[tuple[str, int, int, str], ...] = ()
 
     @staticmethod
     def of(*, ablate: Iterable[HeadIndex] = (), z: Iterable[tuple[int, int, str]] = (),
            mlp: Iterable[tuple[int, str]] = (), resid: Iterable[tuple[int, str]] = (),
-           q_path: Iterable[tuple[int, int, str]] = ()) -> Edit:
+           q_path: Iterable[tuple[int, int, str]] = (),
+           qkv: Iterable[tuple[str, int, int, str]] = ()) -> Edit:
         """An edit with its parts sorted, so that equal edits are equal objects."""
+        qkv = tuple(sorted(set(qkv)))
+        if any(which not in ("q", "k", "v") for which, *_ in qkv):
+            raise UsageError("a qkv edit patches q, k or v")
         return Edit(frozenset(ablate), tuple(sorted(set(z))), tuple(sorted(set(mlp))),
-                    tuple(sorted(set(resid))), tuple(sorted(set(q_path))))
+                    tuple(sorted(set(resid))), tuple(sorted(set(q_path))), qkv)
 
     def key(self) -> str:
         """A stable text key (for memos and cache files)."""
@@ -326,13 +334,15 @@ class Edit:
                 + ";".join(f"{a}@{r}" for a, r in self.mlp)
                 + ("|r:" + ";".join(f"{a}@{r}" for a, r in self.resid) if self.resid else "")
                 + ("|q:" + ";".join(f"{a}.{b}@{r}" for a, b, r in self.q_path)
-                   if self.q_path else ""))
+                   if self.q_path else "")
+                + ("|a:" + ";".join(f"{w}{a}.{b}@{r}" for w, a, b, r in self.qkv)
+                   if self.qkv else ""))
 
     def first_layer(self, n_layers: int) -> int:
         """The first layer this edit changes (``n_layers - 1`` for an empty edit)."""
         layers = ([a for a, _ in self.ablate] + [a for a, _, _ in self.z]
                   + [a for a, _ in self.mlp] + [a for a, _ in self.resid]
-                  + [a for a, _, _ in self.q_path])
+                  + [a for a, _, _ in self.q_path] + [a for _, a, _, _ in self.qkv])
         return min(min(layers, default=n_layers - 1), n_layers - 1)
 
 
@@ -348,6 +358,7 @@ class PatchState:
     ``source_resid`` [L, N, pos, d_model]: the source run, for the edits that need it.
     ``target_resid``: the target's ``resid_pre`` per layer [L, N, pos, d_model]; with it a
     patched run starts at the first layer its edit changes instead of at the embedding.
+    ``source_qkv``: the source run's ``hook_q``/``_k``/``_v`` per layer, for ``qkv`` edits.
     """
 
     tokens: Tokens
@@ -359,6 +370,8 @@ class PatchState:
     source_mlp: torch.Tensor | None = None
     source_resid: torch.Tensor | None = None
     target_resid: torch.Tensor | None = None
+    source_qkv: dict[str, torch.Tensor] | None = None
+    """{"q" | "k" | "v": [L, N, pos, head, d_head]}: the source run's queries, keys, values."""
 
     @property
     def n(self) -> int:
@@ -384,7 +397,7 @@ def run_edits(lm: LoadedModel, state: PatchState, edits: Sequence[Edit], *,
     that start at the same layer share a batch of at most ``max_batch`` rows."""
     import torch
 
-    from engine.models import Tokens
+    from engine.loaded import Tokens
 
     n = state.n
     final = act_name("resid_post", lm.n_layers - 1)
@@ -467,6 +480,14 @@ def _edit_hooks(lm: LoadedModel, state: PatchState, chunk: Sequence[Edit], first
             add(act_name("resid_pre", layer),
                 _replace_at(state, k, resid_edits,
                             need(state.source_resid, "residual stream")[layer], rows))
+        for which in ("q", "k", "v"):
+            head_edits = [(c, h, at) for c, e in enumerate(chunk) for (w, l_, h, at) in e.qkv
+                          if w == which and l_ == layer]
+            if head_edits:
+                sources = need(state.source_qkv, "queries, keys and values")
+                add(act_name(which, layer),
+                    _heads_from(state, k, head_edits, need(sources.get(which), which)[layer],
+                                rows))
     senders = [(c, s) for c, e in enumerate(chunk) for s in e.q_path]
     if senders:
         _q_path_hooks(lm, state, k, senders, first, rows, add)
@@ -500,6 +521,23 @@ def _z_hook(state: PatchState, k: int, ablate, means, z_edits, src, rows) -> Hoo
             else:
                 z5[c, rows, p, h] = src[rows, p, h]
         return z5.view(z.shape)
+
+    return hook
+
+
+def _heads_from(state: PatchState, k: int, edits, src, rows) -> Hook:
+    """A hook putting the source's head slices [N, pos, head, d] into copy c at (head, at)."""
+    n = state.n
+
+    def hook(act: torch.Tensor) -> torch.Tensor:
+        a = act.view(k, n, *act.shape[1:]).clone()  # [K, N, pos, H, d]
+        for c, h, at in edits:
+            p = state.where(at)
+            if p is None:
+                a[c, :, :, h] = src[:, : a.shape[2], h]
+            else:
+                a[c, rows, p, h] = src[rows, p, h]
+        return a.view(act.shape)
 
     return hook
 
@@ -640,75 +678,163 @@ def head_patch_grid_run(
     cancelled: Callable[[], bool] | None = None,
     max_batch: int = 512,
 ) -> HeadPatchGrid:
-    """``head_patch_grid`` with the unpatched target and source metrics.
+    """``head_patch_grid`` with the unpatched target and source metrics (``patch_grid`` with
+    ``at="head"``)."""
+    grid = patch_grid(lm, target, source, metric, at="head", progress=progress,
+                      cancelled=cancelled, max_batch=max_batch)
+    return HeadPatchGrid(effects=grid.effects, target_metric=grid.target_metric,
+                         source_metric=grid.source_metric)
 
-    Exact, and fast because it is ``run_edits`` (the one runner): each layer's patched runs
-    start from the target's cached ``resid_pre`` at that layer, all heads of a layer run in
-    one stacked batch, and only each prompt's last position is unembedded.
+
+PATCH_AT = {"head": "z", "query": "q", "key": "k", "value": "v", "resid": "resid_pre"}
+"""What ``patch_grid(at=...)`` swaps: a head's output (``hook_z``), its query, key or value,
+or the residual stream entering a layer at one person's position."""
+
+
+@dataclass
+class PatchGrid:
+    """One grid of patched (or silenced) runs and the two unpatched baselines.
+
+    ``effects`` [layer, column]: the mean metric with that one cell changed; columns are the
+    heads, or the positions' names for ``at="resid"``. ``target_metric`` is the run that is
+    changed (corrupted when patching, clean when silencing), ``source_metric`` the other."""
+
+    at: str  # head | query | key | value | resid | silence
+    position: str  # where a head is patched (ALL or a position's name); resid: per column
+    columns: list[str]
+    effects: torch.Tensor
+    target_metric: float
+    source_metric: float
+
+
+def patch_grid(
+    lm: LoadedModel,
+    target: Tokens,
+    source: Tokens,
+    metric: Metric,
+    *,
+    at: str = "head",
+    position: str = ALL,
+    positions: dict[str, Sequence[int]] | None = None,
+    templates: Sequence[int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+    max_batch: int = 512,
+) -> PatchGrid:
+    """Every cell of one kind of intervention, one head (or one person) at a time, through
+    ``run_edits`` (the one runner): each layer's runs start from the target's cached
+    ``resid_pre`` and all of a layer's cells run in one stacked batch.
+
+    - ``at`` in head/query/key/value: that part of one head, from ``source`` into ``target``,
+      at ``position`` (a name in ``positions``, one index per prompt) or at every position;
+    - ``at="resid"``: the residual stream entering each layer at each named position;
+    - ``at="silence"``: each head mean-ablated in ``target`` at every position, the means
+      taken over ``source`` per template and position (``group_means``, the judge's knock-out;
+      ``templates`` gives each source prompt's template).
+
+    Denoising is target = corrupted, source = clean; silencing is target = clean, source =
+    corrupted. ``metric`` reads last-position logits.
     """
     import torch
 
     from engine.hooks import unembed
 
+    if at not in (*PATCH_AT, "silence"):
+        raise UsageError(f"cannot patch at {at!r}: use {', '.join(PATCH_AT)} or silence")
     _same_shape(target, source)
-    n_layers, n_heads = lm.n_layers, lm.n_heads
-    grid = torch.empty(n_layers, n_heads)
-    z_names = [act_name("z", layer) for layer in range(n_layers)]
-    resid_names = [act_name("resid_pre", layer) for layer in range(n_layers)]
-    last = target.last.to(target.ids.device)
-    rows = torch.arange(len(target), device=target.ids.device)
-    final = act_name("resid_post", n_layers - 1)
+    positions = dict(positions or {})
+    if at == "resid" and not positions:
+        raise UsageError("patching the residual stream needs named positions")
+    if position != ALL and position not in positions:
+        raise UsageError(f"no position called {position!r}; there are: "
+                         f"{', '.join(positions) or 'none'}")
+    L, device = lm.n_layers, target.ids.device
+    kind = PATCH_AT.get(at, "z")
+    names = [act_name(kind, layer) for layer in range(L)]
+    resid_names = [act_name("resid_pre", layer) for layer in range(L)]
+    final = act_name("resid_post", L - 1)
+    last = target.last.to(device)
+    rows = torch.arange(len(target), device=device)
+    columns = list(positions) if at == "resid" else [str(h) for h in range(lm.n_heads)]
+    grid = torch.empty(L, len(columns))
     with torch.inference_mode():
-        source_run = forward(lm, source, record=[*z_names, final], logits="none")
+        source_run = forward(lm, source, record=[*names, final], logits="none")
         target_run = forward(lm, target, record=[*resid_names, final], logits="none")
+        stacked = torch.stack([source_run[n] for n in names])
         state = PatchState(
-            tokens=target, at=last, metric=lambda r: metric(unembed(lm, r)), positions={},
-            source_z=torch.stack([source_run[n] for n in z_names]),
+            tokens=target, at=last, metric=lambda r: metric(unembed(lm, r)),
+            positions={name: torch.as_tensor(list(p), device=device)
+                       for name, p in positions.items()},
             target_resid=torch.stack([target_run[n] for n in resid_names]),
         )
+        if at == "silence":
+            state.means = torch.stack([group_means(z, source.lengths, templates)
+                                       for z in stacked])
+        elif at == "head":
+            state.source_z = stacked
+        elif at == "resid":
+            state.source_resid = stacked
+        else:
+            state.source_qkv = {kind: stacked}
         target_metric = float(state.metric(target_run[final][rows, last]).float().mean())
         source_metric = float(state.metric(source_run[final][rows, last]).float().mean())
-        del source_run, target_run
-        for layer in range(n_layers):
+        del source_run, target_run, stacked
+        for layer in range(L):
             if cancelled is not None and cancelled():
                 raise InterruptedError("patching cancelled")
-            edits = [Edit.of(z=[(layer, h, ALL)]) for h in range(n_heads)]
+            if at == "resid":
+                edits = [Edit.of(resid=[(layer, role)]) for role in columns]
+            elif at == "silence":
+                edits = [Edit.of(ablate=[(layer, h)]) for h in range(lm.n_heads)]
+            elif at == "head":
+                edits = [Edit.of(z=[(layer, h, position)]) for h in range(lm.n_heads)]
+            else:
+                edits = [Edit.of(qkv=[(kind, layer, h, position)]) for h in range(lm.n_heads)]
             grid[layer] = run_edits(lm, state, edits, max_batch=max_batch).mean(1)
             if progress is not None:
-                progress(layer + 1, n_layers)
-    return HeadPatchGrid(effects=grid, target_metric=target_metric, source_metric=source_metric)
+                progress(layer + 1, L)
+    return PatchGrid(at=at, position=ALL if at in ("resid", "silence") else position,
+                     columns=columns, effects=grid, target_metric=target_metric,
+                     source_metric=source_metric)
 
 
 def attribution_patch_grid(
-    lm: LoadedModel, target: Tokens, source: Tokens, metric: Metric
+    lm: LoadedModel, target: Tokens, source: Tokens, metric: Metric, *,
+    which: Literal["z", "q", "k", "v"] = "z", positions: Sequence[int] | None = None,
 ) -> torch.Tensor:
-    """First-order estimate of ``head_patch_grid`` from one forward and one backward:
-    metric(target) + grad . (z_source - z_target), per head, summed over positions."""
+    """First-order estimate of a head grid (``patch_grid`` at head/query/key/value) from one
+    forward and one backward: metric(target) + grad . (source - target), per head, summed
+    over positions (or only at ``positions``, one per prompt). Fast enough for a first
+    picture; exact patching then replaces it."""
     import torch
 
     _same_shape(target, source)
-    z_names = [act_name("z", layer) for layer in range(lm.n_layers)]
+    if which not in ("z", "q", "k", "v"):
+        raise UsageError(f"attribution patching estimates z, q, k or v, not {which!r}")
+    names = [act_name(which, layer) for layer in range(lm.n_layers)]
     with torch.inference_mode():
-        source_z = forward(lm, source, record=z_names, logits="none").cache
-    source_z = {k: v.clone() for k, v in source_z.items()}
+        source_acts = forward(lm, source, record=names, logits="none").cache
+    source_acts = {k: v.clone() for k, v in source_acts.items()}
+    mask = _positions_mask(positions, target).to(next(iter(source_acts.values())).dtype)
     leaves: dict[str, torch.Tensor] = {}
 
     def make(name: str) -> Hook:
-        def hook(z: torch.Tensor) -> torch.Tensor:
-            leaves[name] = torch.zeros_like(z, requires_grad=True)
-            return z + leaves[name]
+        def hook(act: torch.Tensor) -> torch.Tensor:
+            leaves[name] = torch.zeros_like(act, requires_grad=True)
+            return act + leaves[name]
 
         return hook
 
     with torch.enable_grad():
         run = forward(
-            lm, target, record=z_names, hooks={n: make(n) for n in z_names}, logits="last"
+            lm, target, record=names, hooks={n: make(n) for n in names}, logits="last"
         )
         base = metric(run.logits).mean()
         base.backward()
     grid = torch.stack([
-        ((source_z[n] - run.cache[n].detach()) * leaves[n].grad).sum(dim=(0, 1, 3))
-        for n in z_names
+        ((source_acts[n] - run.cache[n].detach()) * leaves[n].grad
+         * mask[:, :, None, None]).sum(dim=(0, 1, 3))
+        for n in names
     ])
     return (grid + base.detach()).float().cpu()
 

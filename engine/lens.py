@@ -15,7 +15,7 @@ from engine.errors import UsageError
 if TYPE_CHECKING:
     import torch
 
-    from engine.models import LoadedModel, Tokens
+    from engine.loaded import LoadedModel, Tokens
 
 
 @dataclass

@@ -19,13 +19,12 @@ patches and differentiates. Values are float32 whatever the model's dtype.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
 
-    from engine.models import LoadedModel
-    from engine.puzzle import PromptSet
+    from engine.loaded import LoadedModel
 
 KINDS = ("logit_diff", "logprob", "greater_than")
 
@@ -51,7 +50,9 @@ class PuzzleMetric:
         self._sign: dict[tuple[str, int], torch.Tensor] = {}
 
     @classmethod
-    def from_prompts(cls, ps: PromptSet) -> PuzzleMetric:
+    def from_prompts(cls, ps: Any) -> PuzzleMetric:
+        """From an ``engine.puzzle.PromptSet`` (read by its fields: the metric sits below the
+        puzzle layer, so that the test models can use it too)."""
         return cls(ps.metric.kind, ps.correct, ps.wrong)
 
     def __len__(self) -> int:

@@ -14,170 +14,39 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import ModelError, UsageError
-from engine.paths import GPT2_TOKENIZER_DIR, TOYS_DIR
+from engine.loaded import (  # the run layer's types, re-exported for callers of this module
+    FAMILIES as FAMILIES,
+)
+from engine.loaded import (
+    GPT2_SMALL_SHAPE,
+    SMOLLM2,
+    LoadedModel,
+    family_of,
+    gpt2_tokenizer,
+)
+from engine.loaded import ModelFacts as ModelFacts
+from engine.loaded import Tokens as Tokens
+from engine.loaded import is_gpt2_small_shape as is_gpt2_small_shape
+from engine.loaded import pad_rows as pad_rows
+from engine.paths import TOYS_DIR
 
 if TYPE_CHECKING:
-    import torch
-    from transformers import GPT2LMHeadModel, LlamaForCausalLM, PreTrainedTokenizerBase
+    from transformers import GPT2LMHeadModel, PreTrainedTokenizerBase
 
 GPT2_REPO = "gpt2"
 RANDOM_GPT2_SEED = 0
 DEFAULT_TOY = "toy"
-SMOLLM2 = "smollm2"
-FAMILIES = {"gpt2": "gpt2", "llama": "llama"}  # config.model_type -> family
-PLANTED_PREFIX = "planted-"  # engine/planted.py's test models: planted-gpt2, planted-redundant...
+PLANTED_PREFIX = "planted-"  # engine.planted's test models: planted-gpt2, planted-redundant...
 GPT2_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-GPT2_SMALL_SHAPE = {"n_layer": 12, "n_head": 12, "n_embd": 768, "vocab_size": 50257}
 MISSING_GPT2 = (
     "GPT-2 is not in the Hugging Face cache: run `lineup download gpt2` when online, "
     "or pass --model PATH to a GPT-2 checkpoint directory"
 )
-
-
-@dataclass
-class Tokens:
-    """A right-padded batch: real tokens never see padding, so positions and results match
-    running each prompt alone."""
-
-    ids: torch.Tensor  # [batch, pos] int64
-    lengths: list[int]
-
-    @property
-    def last(self) -> torch.Tensor:
-        """Index of each prompt's final real token, [batch]."""
-        import torch
-
-        return torch.tensor([n - 1 for n in self.lengths], device=self.ids.device)
-
-    def __len__(self) -> int:
-        return len(self.lengths)
-
-
-@dataclass
-class LoadedModel:
-    """A model ready for the engine, with what the UI needs to say about it."""
-
-    name: str  # the --model value: gpt2, smollm2, random-gpt2, toy, toy-ioi, or a path
-    kind: str  # gpt2 | smollm2 | random-gpt2 | toy | directory
-    label: str  # one line for humans; random weights always say so
-    model: GPT2LMHeadModel | LlamaForCausalLM
-    tokenizer: PreTrainedTokenizerBase
-    fingerprint: str
-    path: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def config(self) -> Any:
-        return self.model.config
-
-    @property
-    def family(self) -> str:
-        """``gpt2`` or ``llama``: which per-family adapter the hooked forward uses."""
-        return family_of(getattr(self.config, "model_type", None))
-
-    @property
-    def n_layers(self) -> int:
-        return int(self.config.num_hidden_layers)
-
-    @property
-    def n_heads(self) -> int:
-        """Query heads per layer (per-head activation names count these)."""
-        return int(self.config.num_attention_heads)
-
-    @property
-    def n_kv_heads(self) -> int:
-        """Key/value heads per layer; fewer than ``n_heads`` when query heads share them."""
-        if self.family == "gpt2":
-            return self.n_heads
-        value = getattr(self.config, "num_key_value_heads", None)
-        return int(value) if value else self.n_heads
-
-    @property
-    def d_model(self) -> int:
-        return int(self.config.hidden_size)
-
-    @property
-    def d_head(self) -> int:
-        value = getattr(self.config, "head_dim", None)
-        return int(value) if value else self.d_model // self.n_heads
-
-    @property
-    def n_ctx(self) -> int:
-        """The longest sequence the model's positions cover."""
-        if self.family == "gpt2":
-            return int(self.config.n_positions)
-        return int(self.config.max_position_embeddings)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def block(self) -> str | None:
-        """Which puzzle block this model plays: ``gpt2`` for GPT-2-small-shaped models with
-        GPT-2's tokenizer, ``toy`` for the bundled toys, otherwise none."""
-        if self.kind == "toy":
-            return "toy"
-        if self.kind == SMOLLM2:
-            return SMOLLM2
-        if self.family == "llama":
-            from engine.smollm2 import looks_like_smollm2
-
-            return SMOLLM2 if looks_like_smollm2(self.config.to_dict()) else None
-        return "gpt2" if is_gpt2_small_shape(self.config, self.tokenizer) else None
-
-    def tokenize(self, texts: Sequence[str]) -> Tokens:
-        """Tokenize without special tokens and right-pad into one batch."""
-
-        if not texts:
-            raise UsageError("no text to run")
-        rows = [self.tokenizer.encode(text, add_special_tokens=False) for text in texts]
-        for text, row in zip(texts, rows, strict=True):
-            if not row:
-                raise UsageError(f"the text {text!r} has no tokens")
-        return pad_rows(rows, device=self.device)
-
-    def token_strings(self, ids: Sequence[int]) -> list[str]:
-        return [self.tokenizer.decode([int(i)]) for i in ids]
-
-    def token_id(self, word: str) -> int:
-        """The id of a word that must be exactly one token."""
-        ids = self.tokenizer.encode(word, add_special_tokens=False)
-        if len(ids) != 1:
-            raise UsageError(f"{word!r} is {len(ids)} tokens for {self.name}, not one")
-        return int(ids[0])
-
-
-def pad_rows(rows: Sequence[Sequence[int]], *, device: Any = None, pad_id: int = 0) -> Tokens:
-    import torch
-
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(list(row), dtype=torch.long)
-    return Tokens(ids=ids.to(device) if device is not None else ids, lengths=[len(r) for r in rows])
-
-
-def family_of(model_type: str | None) -> str:
-    """The family of a config's ``model_type`` (None means an old GPT-2 config)."""
-    if model_type is None:
-        return "gpt2"
-    if model_type not in FAMILIES:
-        raise ModelError(f"model type {model_type!r} is not supported (GPT-2 or Llama family)")
-    return FAMILIES[model_type]
-
-
-def is_gpt2_small_shape(config: Any, tokenizer: Any = None) -> bool:
-    shape_ok = all(getattr(config, k, None) == v for k, v in GPT2_SMALL_SHAPE.items())
-    if tokenizer is None:
-        return shape_ok
-    return shape_ok and len(tokenizer) == GPT2_SMALL_SHAPE["vocab_size"]
 
 
 # --------------------------------------------------------------------------- sources
@@ -322,6 +191,34 @@ def block_for_spec(spec: str | None) -> str | None:
     return "gpt2" if shape_ok else None
 
 
+MODEL_CHOICES: tuple[tuple[str, str], ...] = (
+    ("gpt2", "real GPT-2 small from the Hugging Face cache"),
+    (SMOLLM2, "SmolLM2-135M, a real trained Llama-family model (`lineup download smollm2`)"),
+    ("toy", "the bundled toy with hand-planted circuits"),
+    ("random-gpt2", "GPT-2's shape with random weights, for tests"),
+)
+"""The named --model values, in the order the default rule tries the trained ones; the help
+texts, `lineup models` and error messages are built from this list."""
+
+DEFAULT_RULE = "gpt2 when cached, else smollm2 when converted, else toy"
+
+
+def model_names() -> list[str]:
+    """Every name --model accepts besides a directory: the choices, then the other toys."""
+    return [name for name, _ in MODEL_CHOICES] + [t for t in toy_names() if t != "toy"]
+
+
+def model_option_help() -> str:
+    """The --model help: the real choices and the real default, here and in general."""
+    try:
+        here = default_model().name
+    except Exception:  # a courtesy in a help text; never fail --help over it
+        here = None
+    now = f"; here: {here}" if here else ""
+    return (f"{', '.join(model_names())}, a planted-* test model or a directory "
+            f"(default: {DEFAULT_RULE}{now})")
+
+
 @dataclass(frozen=True)
 class DefaultModel:
     """Which model plays when none is named, and the one line that says why."""
@@ -410,22 +307,6 @@ def load_tokenizer(spec: str) -> PreTrainedTokenizerBase:
     raise UsageError(unknown_model_message(spec))
 
 
-_GPT2_TOKENIZER: Any = None
-
-
-def gpt2_tokenizer() -> PreTrainedTokenizerBase:
-    """GPT-2's byte-level BPE from the files shipped in the package (loaded once)."""
-    global _GPT2_TOKENIZER
-    if _GPT2_TOKENIZER is None:
-        from transformers import GPT2Tokenizer
-
-        _GPT2_TOKENIZER = GPT2Tokenizer(
-            vocab=str(GPT2_TOKENIZER_DIR / "vocab.json"),
-            merges=str(GPT2_TOKENIZER_DIR / "merges.txt"),
-        )
-    return _GPT2_TOKENIZER
-
-
 def _dir_tokenizer(path: Path) -> PreTrainedTokenizerBase:
     try:
         return _read_tokenizer(path)
@@ -467,8 +348,7 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 
 def unknown_model_message(spec: str) -> str:
-    known = ["gpt2", SMOLLM2, "random-gpt2", "toy", *[t for t in toy_names() if t != "toy"]]
-    return f"unknown model {spec!r}: use one of {', '.join(known)}, or a directory path"
+    return f"unknown model {spec!r}: use one of {', '.join(model_names())}, or a directory path"
 
 
 _LOADED: dict[tuple[str, str], LoadedModel] = {}

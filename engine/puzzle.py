@@ -68,6 +68,7 @@ from engine.puzzle_schema import (
     Thresholds,
     card_id,
     did_you_mean,
+    one_of,
     parse_circuit,
     parse_puzzle,
     read_yaml,
@@ -92,6 +93,7 @@ __all__ = [
     "Puzzle",
     "PuzzleError",
     "Question",
+    "QuestionProblem",
     "RoleSpec",
     "Template",
     "Thresholds",
@@ -104,6 +106,7 @@ __all__ = [
     "load_puzzle",
     "puzzle_files",
     "question_problem",
+    "question_problems",
     "stands_behind",
     "validate_paths",
     "word_lists",
@@ -245,37 +248,70 @@ def behind_message(responder: str, asker: str) -> str:
             "people behind the asker")
 
 
-def question_problem(q: Question, puzzle: Puzzle, block: ModelBlock,
-                     positions: dict[str, list[int]] | None = None) -> str | None:
-    """Why a question cannot be asked in this puzzle's block at all, or None. With
-    ``positions`` (each role's position per prompt, ``PromptSet.roles``) the responder must
-    also stand behind the asker (``stands_behind``). The judge and the validator both use
-    this rule."""
+@dataclass(frozen=True)
+class QuestionProblem:
+    """One reason a question cannot be asked. ``field`` is the part of the question it is
+    about (where the validator points); ``kind`` lets a caller leave out what it already
+    reports elsewhere (``role`` when the roles themselves are broken, ``not-offered`` when
+    the card list is)."""
+
+    field: str  # round | asker | card | responder
+    kind: str  # round | role | unknown-card | not-offered | responder | behind
+    message: str
+
+
+def question_problems(q: Question, puzzle: Puzzle, block: ModelBlock,
+                      positions: dict[str, list[int]] | None = None) -> list[QuestionProblem]:
+    """The one rule for whether a question can be asked in a puzzle's block, every reason
+    at once. ``lineup validate`` (located), the judge and the game (the first reason) all
+    read this. With ``positions`` (each role's position per prompt, ``PromptSet.roles``) the
+    responder must also stand behind the asker in every prompt (``stands_behind``)."""
+    out: list[QuestionProblem] = []
     roles = list(puzzle.roles)
     if q.round not in block.rounds:
-        return (f"there is no round {q.round!r}{did_you_mean(q.round, block.rounds)}; "
-                f"rounds are {', '.join(block.rounds)}")
+        out.append(QuestionProblem("round", "round", (
+            f"no round called {q.round!r}{did_you_mean(q.round, block.rounds)}; "
+            f"the {block.name} rounds are {one_of(block.rounds)}")))
+    for field_, role in (("asker", q.asker), ("responder", q.responder)):
+        if role is not None and role not in roles:
+            out.append(QuestionProblem(field_, "role", (
+                f"{field_}: no role called {role!r}{did_you_mean(role, roles)}; "
+                f"roles are {one_of(roles)}")))
     cid = card_id(q.card)
-    if cid not in CARDS or cid not in [card_id(c) for c in puzzle.cards]:
-        return (f"the card {q.card!r} is not offered in this puzzle"
-                f"{did_you_mean(q.card, puzzle.cards)}")
-    if q.asker not in roles:
-        return f"nobody called {q.asker!r} stands in the line{did_you_mean(q.asker, roles)}"
-    card = CARDS[cid]
+    card = CARDS.get(cid)
+    if card is None:
+        out.append(QuestionProblem("card", "unknown-card", (
+            f"unknown card {q.card!r}{did_you_mean(q.card, CARDS)}; "
+            f"this puzzle offers {one_of(puzzle.cards)}")))
+        return out
+    if cid not in [card_id(c) for c in puzzle.cards]:
+        out.append(QuestionProblem("card", "not-offered", (
+            f"card {q.card!r} is not offered by this puzzle"
+            f"{did_you_mean(q.card, puzzle.cards)}; it offers {one_of(puzzle.cards)}")))
     if not card.responder:
-        return None if q.responder in (None, q.asker) else \
-            f"{q.card} is not a question: no one answers it"
-    if q.responder is None:
-        return f"the {q.card} card needs a responder"
-    if q.responder not in roles:
-        return (f"nobody called {q.responder!r} stands in the line"
-                f"{did_you_mean(q.responder, roles)}")
-    if q.responder == q.asker:
-        return f"{q.asker} cannot ask themself"
-    if positions is not None and q.responder in positions and q.asker in positions and \
+        if q.responder not in (None, q.asker):
+            out.append(QuestionProblem("responder", "responder", (
+                f"card {q.card!r} is not a question: nobody answers it, so leave out "
+                "`responder`")))
+    elif q.responder is None:
+        out.append(QuestionProblem("card", "responder", (
+            f"card {q.card!r} is a question: say who answers it (`responder`)")))
+    elif q.responder == q.asker:
+        out.append(QuestionProblem("responder", "responder", (
+            f"{q.asker} cannot ask themself: a question is heard only by the people behind "
+            "the asker (thinking alone is the think card)")))
+    elif positions is not None and q.responder in positions and q.asker in positions and \
             not stands_behind(positions[q.responder], positions[q.asker]):
-        return behind_message(q.responder, q.asker)
-    return None
+        out.append(QuestionProblem("responder", "behind", behind_message(q.responder, q.asker)))
+    return out
+
+
+def question_problem(q: Question, puzzle: Puzzle, block: ModelBlock,
+                     positions: dict[str, list[int]] | None = None) -> str | None:
+    """The first reason of ``question_problems``, or None: what the judge says of a question
+    it cannot grade at all."""
+    problems = question_problems(q, puzzle, block, positions)
+    return problems[0].message if problems else None
 
 
 # --------------------------------------------------------------------------- templates

@@ -490,9 +490,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.purpose == "test":
             say(f"SmolLM2 not fetched, the tests that need it will skip: {exc}")
         else:
-            from engine.models import default_model_name
-
-            say(f"SmolLM2 not fetched, playing on {default_model_name()}: {exc}")
+            say(f"SmolLM2 not fetched, the game plays on another model (`lineup models` "
+                f"says which): {exc}")
         return 0
     if result.already and args.purpose is None:
         say(f"SmolLM2-135M is already converted in {result.path}")

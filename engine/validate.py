@@ -42,6 +42,7 @@ from engine.puzzle import (
     locate,
     occurrence_of,
     puzzle_files,
+    question_problems,
     resolve_roles,
     sample,
     stands_behind,
@@ -112,6 +113,7 @@ def model_info(spec: str) -> ModelInfo:
         return ModelInfo(spec, "gpt2", GPT2_LAYERS, f"planted test model {spec}", 1024)
     if spec == "smollm2":
         return ModelInfo(spec, "smollm2", SMOLLM2_LAYERS, "SmolLM2-135M", 8192)
+    from engine.models import model_names
     from engine.paths import TOYS_DIR
 
     if spec == "toy" or (TOYS_DIR / spec).is_dir():
@@ -119,8 +121,9 @@ def model_info(spec: str) -> ModelInfo:
         if config is None:
             raise UsageError(f"no bundled toy model called {spec!r} (is it built? "
                              "`python -m engine.toys build`)")
-        return ModelInfo(spec, "toy", int(config.get("n_layer", 0)), f"toy model {spec}",
-                         _int_or_none(config.get("n_positions")))
+        facts = _facts_or_none(config)
+        return ModelInfo(spec, "toy", facts.n_layers if facts else 0, f"toy model {spec}",
+                         facts.n_ctx if facts else None)
     path = Path(spec).expanduser()
     if path.is_dir():
         try:
@@ -129,24 +132,30 @@ def model_info(spec: str) -> ModelInfo:
             raise UsageError(f"{spec}: not a model directory (no readable config.json)") from None
         from engine.models import block_for_spec
 
-        layers = config.get("n_layer", config.get("num_hidden_layers", 0))
-        context = config.get("n_positions", config.get("max_position_embeddings"))
-        return ModelInfo(spec, block_for_spec(spec), int(layers or 0), spec,
-                         _int_or_none(context))
-    raise UsageError(f"unknown model {spec!r}: use gpt2, smollm2, toy, random-gpt2, "
+        facts = _facts_or_none(config)
+        return ModelInfo(spec, block_for_spec(spec), facts.n_layers if facts else 0, spec,
+                         facts.n_ctx if facts else None)
+    raise UsageError(f"unknown model {spec!r}: use {', '.join(model_names())}, "
                      "a planted-* test model or a directory")
 
 
-def _int_or_none(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+def _facts_or_none(config: Any) -> Any:
+    """``engine.models.ModelFacts`` of a config.json, or None when it is not one."""
+    from engine.errors import ModelError
+    from engine.models import ModelFacts
+
+    try:
+        return ModelFacts.of(config) if isinstance(config, dict) else None
+    except ModelError:
+        return None
 
 
 def block_layers(block: ModelBlock) -> int | None:
     """How many layers the model playing a block has, or None when unknown (toy not built)."""
     if block.name in BLOCK_LAYERS:
         return BLOCK_LAYERS[block.name]
-    config = toy_config(block.toy or "toy")
-    return int(config["n_layer"]) if config and isinstance(config.get("n_layer"), int) else None
+    facts = _facts_or_none(toy_config(block.toy or "toy"))
+    return facts.n_layers if facts else None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -399,7 +408,7 @@ def _check_block(puzzle: Puzzle, block: ModelBlock, out: _Out, roles_ok: bool,
         seen = set()
         for i, q in enumerate(questions):
             qat = (*at, field_, i)
-            check_question(puzzle, block, q, out, qat, offered_only=True, roles_ok=roles_ok)
+            check_question(puzzle, block, q, out, qat, roles_ok=roles_ok)
             if q in seen:
                 out.add(qat, f"{field_} lists the question {q} twice")
             seen.add(q)
@@ -435,32 +444,14 @@ def _check_kept(block: ModelBlock, layers: int | None, out: _Out, at: tuple) -> 
 
 
 def check_question(puzzle: Puzzle, block: ModelBlock, q: Question, out: _Out, at: tuple, *,
-                   offered_only: bool, roles_ok: bool = True) -> None:
-    if q.round not in block.rounds:
-        out.at_question(q, at, "round", f"no round called {q.round!r}"
-                                        f"{did_you_mean(q.round, block.rounds)}; the "
-                                        f"{block.name} rounds are {one_of(block.rounds)}")
-    if roles_ok:
-        for field_, role in (("asker", q.asker), ("responder", q.responder)):
-            if role is not None and role not in puzzle.roles:
-                out.at_question(q, at, field_, f"{field_}: no role called {role!r}"
-                                f"{did_you_mean(role, puzzle.roles)}; roles are "
-                                f"{one_of(puzzle.roles)}")
-    card = CARDS.get(q.card)
-    if card is None:
-        out.at_question(q, at, "card", f"unknown card {q.card!r}{did_you_mean(q.card, CARDS)}; "
-                                       f"this puzzle offers {one_of(puzzle.cards)}")
-        return
-    if offered_only and "cards" not in puzzle.broken and q.card not in puzzle.cards:
-        out.at_question(q, at, "card", f"card {q.card!r} is not offered by this puzzle"
-                                       f"{did_you_mean(q.card, puzzle.cards)}; it offers "
-                                       f"{one_of(puzzle.cards)}")
-    if card.responder and q.responder is None:
-        out.at_question(q, at, "card", f"card {q.card!r} is a question: say who answers it "
-                                       "(`responder`)")
-    if not card.responder and q.responder not in (None, q.asker):
-        out.at_question(q, at, "responder", f"card {q.card!r} is not a question: nobody answers "
-                                            "it, so leave out `responder`")
+                   roles_ok: bool = True) -> None:
+    """Every reason of the one rule (``engine.puzzle.question_problems``), located; role and
+    card-list problems are left to the checks of those sections when they are broken."""
+    for problem in question_problems(q, puzzle, block):
+        if (problem.kind == "role" and not roles_ok) or (
+                problem.kind == "not-offered" and "cards" in puzzle.broken):
+            continue
+        out.at_question(q, at, problem.field, problem.message)
 
 
 # --------------------------------------------------------------------------- tokenizer checks
@@ -624,17 +615,15 @@ def check_circuit(circuit: Circuit, puzzle: Puzzle, block_name: str, doc: Doc | 
     seen = set()
     for i, q in enumerate(circuit.questions):
         at = ("questions", i)
-        check_question(puzzle, block, q, out, at, offered_only=True)
+        check_question(puzzle, block, q, out, at)
         if q in seen:
             out.add(at, f"the question {q} is placed twice")
         seen.add(q)
     if tokenizer is not None and not out.problems:
         ps = puzzle.build_prompts(tokenizer)
         for i, q in enumerate(circuit.questions):
-            if q.responder and q.responder != q.asker and not stands_behind(
-                    ps.roles[q.responder], ps.roles[q.asker]):
-                out.at_question(q, ("questions", i), "responder",
-                                behind_message(q.responder, q.asker))
+            for problem in question_problems(q, puzzle, block, ps.roles):
+                out.at_question(q, ("questions", i), problem.field, problem.message)
     return out.problems
 
 

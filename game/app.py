@@ -270,11 +270,12 @@ class LineupApp(App[int]):
         self.push_screen(HintScreen(puzzle, state, block))
 
     def open_tool(self, kind: str, *args: Any, **kwargs: Any) -> None:
-        """``attention`` / ``lens`` (text, title=, puzzle=) or ``swap`` (puzzle)."""
+        """``attention`` / ``lens`` (text, title=, puzzle=), ``swap`` (puzzle) or
+        ``experiment`` (puzzle, at)."""
         from game.screens import tools
 
         screen = {"attention": tools.AttentionScreen, "lens": tools.LensScreen,
-                  "swap": tools.SwapScreen}[kind]
+                  "swap": tools.SwapScreen, "experiment": tools.ExperimentScreen}[kind]
         self.push_screen(screen(*args, **kwargs))
 
     def action_help(self) -> None:

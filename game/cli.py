@@ -42,17 +42,31 @@ model's real attention and patching results.
 Start with `lineup` (the game) or `lineup list` (the puzzles)."""
 
 EPILOG = """\
-models: --model gpt2 (real GPT-2 from the Hugging Face cache), toy (bundled, always
-available), random-gpt2 (GPT-2's shape with random weights, for tests), or a directory.
+models (--model):
+{models}
+  default: {default}
 
 exit codes: 0 ok or solved, 1 problems found or not solved, 2 usage or other error."""
+
+
+def _model_list() -> str:
+    from engine.models import MODEL_CHOICES
+
+    rows = [*MODEL_CHOICES, ("DIR", "a GPT-2 or Llama checkpoint in Hugging Face format")]
+    return "\n".join(f"  {name:<12} {what}" for name, what in rows)
+
+
+def _default_rule() -> str:
+    from engine.models import DEFAULT_RULE
+
+    return DEFAULT_RULE
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lineup",
         description=DESCRIPTION,
-        epilog=EPILOG,
+        epilog=EPILOG.format(models=_model_list(), default=_default_rule()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from importlib.metadata import PackageNotFoundError, version

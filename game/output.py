@@ -71,12 +71,9 @@ def _default(value: Any) -> Any:
 
 
 def add_model_option(parser: Any) -> None:
-    parser.add_argument(
-        "--model",
-        metavar="M",
-        default=None,
-        help="gpt2, toy, random-gpt2 or a directory (default: gpt2 when cached, else toy)",
-    )
+    from engine.models import model_option_help  # no torch: the registry and a disk check
+
+    parser.add_argument("--model", metavar="M", default=None, help=model_option_help())
     parser.add_argument(
         "--device", default=None, help="torch device, e.g. cpu or cuda (default: auto)"
     )

@@ -223,7 +223,7 @@ def saved_questions(raw: Any, puzzle: Puzzle, block: ModelBlock
     """The questions of a saved (or opened) circuit that this puzzle can use on this model,
     and one plain message per question left out (a missing or mistyped field, a round, card
     or person this puzzle does not have). Never raises, whatever ``raw`` is."""
-    from engine.puzzle import CARDS, card_id
+    from engine.puzzle import CARDS, Question, card_id, question_problems
 
     if not isinstance(raw, list | tuple):
         return [], ([] if raw in (None, "") else ["the saved circuit is not a list of questions"])
@@ -243,17 +243,10 @@ def saved_questions(raw: Any, puzzle: Puzzle, block: ModelBlock
             elif wrong:
                 why = "its " + " and ".join(f"`{f}`" for f in wrong) + " is not text"
             else:
-                card = card_id(q["card"])
-                if q["round"] not in block.rounds:
-                    why = f"this puzzle has no round {q['round']!r} on this model"
-                elif card not in puzzle.cards or card not in CARDS:
-                    why = f"this puzzle has no card {q['card']!r}"
-                elif q["asker"] not in puzzle.roles:
-                    why = f"nobody called {q['asker']!r} stands in this line"
-                elif CARDS[card].responder and q.get("responder") not in puzzle.roles:
-                    who = q.get("responder")
-                    why = ("it has no `responder`" if who is None
-                           else f"nobody called {who!r} stands in this line")
+                problems_ = question_problems(
+                    Question(q["round"], q["asker"], q["card"], q.get("responder")), puzzle,
+                    block)
+                why = problems_[0].message if problems_ else None
                 if why is None and extra:
                     problems.append(f"question {k}: ignored the unknown "
                                     f"field{'s' if len(extra) > 1 else ''} "

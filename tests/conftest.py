@@ -55,3 +55,36 @@ def planted():
     from engine.planted import build
 
     return build
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory):
+    """A tiny random Llama-family checkpoint in Hugging Face format (grouped key/value
+    heads, rotary positions) with GPT-2's tokenizer files: ``--model DIR`` for any tool."""
+    import shutil
+
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from engine.paths import GPT2_TOKENIZER_DIR
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=50257, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         head_dim=8, max_position_embeddings=128, tie_word_embeddings=True)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    for name in ("vocab.json", "merges.txt"):
+        shutil.copy(GPT2_TOKENIZER_DIR / name, folder / name)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def smollm2_lm():
+    """SmolLM2-135M when converted here (CI converts it); otherwise the test is skipped."""
+    from engine.models import load_model
+    from engine.smollm2 import converted_dir
+
+    if converted_dir() is None:
+        pytest.skip("SmolLM2 is not converted here (`lineup download smollm2`)")
+    return load_model("smollm2", device="cpu")

@@ -9,11 +9,7 @@ import sys
 
 import pytest
 
-
-def lineup(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "game", *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+from tests.cli import lineup
 
 
 def imported_after(code: str) -> set[str]:

@@ -5,22 +5,18 @@ from __future__ import annotations
 import csv
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from engine.models import toy_names
+from tests.cli import lineup as run_lineup
 
-pytestmark = pytest.mark.skipif(not toy_names(), reason="no bundled toy model built yet")
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def lineup(tmp_path, *args):
-    env = {**os.environ, "LINEUP_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "game", *args], capture_output=True,
-                          text=True, cwd=ROOT, env=env, timeout=600)
+    """The real command with a home of this test's own."""
+    return run_lineup(*args, home=tmp_path / "home")
 
 
 def circuit(path: Path, puzzle: str, questions) -> Path:
@@ -171,7 +167,8 @@ def test_patch_runs_each_prompt_set_once_and_matches_head_patch_grid(monkeypatch
     monkeypatch.setattr(hooks, "forward", counting)
     monkeypatch.setattr(interventions, "forward", counting)
     args = argparse.Namespace(puzzle="ioi-whole-circuit", model="toy", device="cpu", count=5,
-                              json=True)
+                              json=True, at="head", silence=False, pos="*", numbers=False,
+                              svg=None)
     assert patch.run(args) == 0
     out = json.loads(capsys.readouterr().out)
     assert sorted(full) == sorted([clean.ids.tolist(), corrupted.ids.tolist()])

@@ -158,10 +158,8 @@ def test_resid_grid_takes_chosen_layers_and_small_batches(random_gpt2):
 
 @pytest.fixture(scope="module")
 def toy_model():
-    from engine.models import load_model, toy_names
+    from engine.models import load_model
 
-    if not toy_names():
-        pytest.skip("no bundled toy model built yet")
     return load_model("toy", device="cpu")
 
 

@@ -10,10 +10,8 @@ from pathlib import Path
 import pytest
 
 from engine.judge import Report, grade
-from engine.models import load_model, toy_names
+from engine.models import load_model
 from engine.puzzle import Circuit, Question, find_puzzle, load_all
-
-pytestmark = pytest.mark.skipif(not toy_names(), reason="no bundled toy model built yet")
 
 # The toy's planted IOI circuit (engine/assets/toys/toy/lineup.json): 1.0 duplicate-token
 # (S2 -> S1), 2.1 inhibition (END -> S2), 3.2 name mover (END -> IO); one layer per round.

@@ -15,8 +15,6 @@ import pytest
 from engine.judge import Report, grade
 from engine.puzzle import Circuit, Puzzle, Question, find_puzzle
 
-pytest.importorskip("engine.planted", reason="the planted models are not written yet")
-
 COUNT = 12
 
 DUP = Question("early", "S2", "duplicate-token", "S1")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.judge import grade
-from engine.models import load_model, toy_names
+from engine.models import load_model
 from engine.puzzle import LADDERS, Circuit, Question, find_puzzle, load_all, validate_paths
 from engine.report import stars_for
 from engine.validate import ladder_reveals
@@ -65,8 +65,6 @@ def test_a_given_that_a_later_puzzle_asks_for_is_an_authoring_error(tmp_path) ->
     (("kept: [1, 3]", "kept: yes"), "`kept` must be a list of layer ranges"),
 ])
 def test_kept_layers_are_checked(tmp_path, edit, says) -> None:
-    if not toy_names():
-        pytest.skip("the toy model is not built")
     folder = _copy_ladder(tmp_path, {"induction-previous-token": edit})
     problems = [p for p in validate_paths([folder]) if p.path.endswith("01-previous-token.yaml")]
     assert any(says in p.message for p in problems), problems
@@ -76,8 +74,6 @@ def test_kept_layers_are_never_silenced(tmp_path) -> None:
     """On the toy's induction puzzle 1 only layer 0 is played (the induction head, 1.2, is in
     kept layers): faithfulness 0 means layer 0 silenced and the rest playing, not every head
     of the model silenced."""
-    if not toy_names():
-        pytest.skip("the toy model is not built")
     puzzle = find_puzzle("induction-previous-token")
     assert puzzle.block("toy").kept == [(1, 3)]
     toy = load_model("toy")
@@ -126,8 +122,8 @@ def test_the_puzzle_screen_shows_kept_layers_in_order(tmp_path, monkeypatch) -> 
     from textual.widgets import Static
 
     from game.app import LineupApp
-    from game.engine_bridge import FakeEngine
     from game.screens.puzzle import PuzzleScreen
+    from tests.fake_engine import FakeEngine
 
     monkeypatch.setenv("LINEUP_HOME", str(tmp_path))
 

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from engine.metrics import PuzzleMetric
-from engine.models import toy_names
 
 
 def logits_for(rows: list[dict[int, float]], vocab: int = 6) -> torch.Tensor:
@@ -70,11 +69,11 @@ def test_unknown_kind_is_refused():
         PuzzleMetric("accuracy", [[1]], [[0]])
 
 
-@pytest.mark.skipif(not toy_names(), reason="no bundled toy model built yet")
 @pytest.mark.parametrize("puzzle_id", ["ioi-whole-circuit", "induction-two-step"])
 def test_on_resid_matches_the_logits_and_the_judge_uses_it(puzzle_id):
     from engine.hooks import act_name, forward
-    from engine.judge import LastMetric, _metric_fn
+    from engine.judge import LastMetric
+    from engine.judge.runs import _metric_fn
     from engine.models import load_model, pad_rows
     from engine.puzzle import find_puzzle
 

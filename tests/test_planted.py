@@ -9,13 +9,12 @@ own bookkeeping.
 from __future__ import annotations
 
 import pytest
+import torch
 
-torch = pytest.importorskip("torch")
-
-from engine import planted as P  # noqa: E402
-from engine.detectors import head_scores, top_heads  # noqa: E402
-from engine.hooks import act_name, forward  # noqa: E402
-from engine.interventions import ablate_heads, ablation_hooks, mean_z  # noqa: E402
+from engine import planted as P
+from engine.detectors import head_scores, top_heads
+from engine.hooks import act_name, forward
+from engine.interventions import ablate_heads, ablation_hooks, mean_z
 
 N = 32  # IOI prompts per measurement
 

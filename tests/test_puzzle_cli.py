@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 from engine.puzzle import puzzle_files
+from tests.cli import lineup
 
 THREE_MISTAKES = """\
 id: ioi-three-mistakes
@@ -38,12 +38,6 @@ models:
       - {round: late, asker: END, card: name-mover, responder: Io}
 """
 
-
-def lineup(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": str(root), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "game", *args], capture_output=True, text=True,
-                          timeout=120, env=env, cwd=cwd or root)
 
 
 def test_three_mistakes_three_located_messages(tmp_path: Path) -> None:

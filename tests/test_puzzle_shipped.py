@@ -7,13 +7,12 @@ import codecs
 
 import pytest
 
-from engine.models import load_tokenizer, toy_names
+from engine.models import load_tokenizer
 from engine.puzzle import LADDERS, find_puzzle, load_all, puzzle_files, validate_paths
 from engine.validate import toy_config
 
 PUZZLES = load_all()
 IDS = [p.id for p in PUZZLES]
-TOY_MISSING = "the toy model is not built yet (engine/assets/toys); toy checks skipped"
 
 
 def _toy_for(puzzle):
@@ -33,8 +32,6 @@ def test_every_shipped_puzzle_validates_for_gpt2() -> None:
 
 
 def test_every_shipped_puzzle_validates_for_the_toy() -> None:
-    if not toy_names():
-        pytest.skip(TOY_MISSING)
     problems = validate_paths(puzzle_files(), model="toy")
     assert not problems, "\n".join(map(str, problems))
 
@@ -105,8 +102,7 @@ def test_prompts_line_up_for_the_toy(pid: str) -> None:
     toy = _toy_for(puzzle)
     if toy is None:
         pytest.skip(f"{pid} is locked on the toy")
-    if toy_config(toy) is None:
-        pytest.skip(TOY_MISSING)
+    assert toy_config(toy) is not None, f"no bundled toy model {toy!r}"
     _check_prompts(puzzle, load_tokenizer(toy))
 
 
@@ -207,8 +203,7 @@ def test_toy_solutions_use_the_planted_heads() -> None:
         if block is None:
             continue
         card_file = TOYS_DIR / (block.toy or "toy") / "lineup.json"
-        if not card_file.is_file():
-            pytest.skip(TOY_MISSING)
+        assert card_file.is_file(), f"no card {card_file}"
         heads = json.loads(card_file.read_text())["heads"]
         planted = {name: h["job"] for name, h in heads.items() if h.get("planted")}
         used = set()

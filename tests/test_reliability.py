@@ -12,19 +12,13 @@ from pathlib import Path
 import pytest
 
 from engine.pack import load_pack, read_pack
+from tests.cli import lineup
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "puzzles"
 PREV = SHIPPED / "induction" / "01-previous-token.yaml"
 IND = SHIPPED / "induction" / "02-induction.yaml"
 
-
-def lineup(*args: str, timeout: float = 300, stdin=None, cwd=None,
-           env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "game", *args], capture_output=True,
-                          text=True, timeout=timeout, env=full, stdin=stdin,
-                          cwd=cwd or ROOT)
 
 
 def make_pack(tmp_path: Path, meta: str | None = None, files: tuple[Path, ...] = (PREV, IND)
@@ -302,7 +296,7 @@ def test_an_unusable_device_is_one_line_and_exit_2(tmp_path):
 
 def test_the_game_refuses_to_start_without_a_terminal():
     for args in ([], ["play"], ["play", "induction-head"]):
-        result = lineup(*args, stdin=subprocess.DEVNULL, timeout=60)
+        result = lineup(*args, stdin=subprocess.DEVNULL)
         assert result.returncode == 2, result.stderr
         assert result.stderr.startswith("lineup: error: the game needs a terminal")
         assert result.stdout == ""

@@ -198,7 +198,7 @@ def test_make_style_fetch_never_fails_and_says_what_happens_instead(tmp_path, mo
     monkeypatch.delenv("CI", raising=False)
     assert smollm2.main(["--for", "play"]) == 0
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "playing on toy" in err
+    assert err.count("\n") == 1 and "the game plays on another model" in err
     assert smollm2.main(["--for", "test"]) == 0
     assert "tests that need it will skip" in capsys.readouterr().err
     assert smollm2.main([]) == 2  # plain, it is `lineup download smollm2`

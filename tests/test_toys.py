@@ -1,8 +1,8 @@
 """The bundled toy model: its build is reproducible and the engine's own tools find the planted
 circuits (detectors, mean ablation over the corrupted distribution, logit lens).
 
-The planted heads (engine/toys.py): 0.1 previous-token and 1.2 induction; 1.0 duplicate-token,
-2.1 inhibition and 3.2 name mover for IOI. Every other head is a distractor.
+The planted heads (engine/toys/design.py): 0.1 previous-token and 1.2 induction; 1.0
+duplicate-token, 2.1 inhibition and 3.2 name mover for IOI. Every other head is a distractor.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def logits_of(lm, tokens, last=False):
 
 def test_card_records_the_weights_hash():
     card = json.loads((TOY / "lineup.json").read_text())
-    assert card["build"]["sha256"] == toys.file_sha256(TOY / "model.safetensors")
+    assert card["build"]["weights_sha256"] == toys.weights_sha256(TOY / "model.safetensors")
     assert "\n" not in card["description"] and card["description"]
     assert set(card["heads"]) == {f"{layer}.{h}" for layer in range(4) for h in range(4)}
     planted = {k: v["job"] for k, v in card["heads"].items() if v["planted"]}
@@ -74,13 +74,65 @@ def test_card_records_the_weights_hash():
                        "2.1": "s-inhibition", "3.2": "name-mover"}
 
 
-def test_rebuild_is_byte_identical(tmp_path):
-    stale = "the bundled toy differs from a rebuild: run `python -m engine.toys build`"
-    card = toys.write_toy(tmp_path / "toy")
-    recorded = json.loads((TOY / "lineup.json").read_text())
-    assert card["build"]["sha256"] == recorded["build"]["sha256"], stale
-    for name in ("tokenizer.json", "config.json", "lineup.json", "tokenizer_config.json"):
-        assert (tmp_path / "toy" / name).read_bytes() == (TOY / name).read_bytes(), stale
+STALE = "the bundled toy differs from a rebuild: run `python -m engine.toys build`"
+
+
+@pytest.fixture(scope="module")
+def rebuilt(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rebuild") / "toy"
+    toys.write_toy(out)
+    return out
+
+
+def test_rebuild_has_the_same_weights(rebuilt):
+    from safetensors.numpy import load_file
+
+    ours, bundled = load_file(str(rebuilt / "model.safetensors")), load_file(
+        str(TOY / "model.safetensors"))
+    assert sorted(ours) == sorted(bundled), STALE
+    for name, tensor in bundled.items():
+        assert ours[name].dtype == tensor.dtype and ours[name].shape == tensor.shape, name
+        assert (ours[name] == tensor).all(), f"{name}: {STALE}"
+
+
+def test_rebuild_has_the_same_architecture(rebuilt):
+    """The fields the build sets, not what the writing library adds (its version string)."""
+    ours = json.loads((rebuilt / "config.json").read_text())
+    bundled = json.loads((TOY / "config.json").read_text())
+    for key, value in toys.architecture(bundled["vocab_size"]).items():
+        assert ours[key] == bundled[key] == value, f"config.json {key}: {STALE}"
+
+
+def test_rebuild_has_the_same_tokenizer(rebuilt):
+    from tokenizers import Tokenizer
+
+    ours, bundled = (Tokenizer.from_file(str(d / "tokenizer.json")) for d in (rebuilt, TOY))
+    assert ours.get_vocab(with_added_tokens=True) == bundled.get_vocab(with_added_tokens=True)
+    words = [w for group in toys.word_lists().values() for w in group]
+    samples = [*toys.IOI_TEMPLATES, " ".join(words), "went to the park, John zebra <|endoftext|>"]
+    for text in samples:
+        assert ours.encode(text).ids == bundled.encode(text).ids, text
+    for name in ("tokenizer_config.json", "lineup.json"):  # written by our own code
+        assert json.loads((rebuilt / name).read_text()) == json.loads((TOY / name).read_text())
+
+
+def test_weights_hash_ignores_the_file_layout(tmp_path):
+    """Same tensors in another order and with other metadata: the same digest; one value
+    changed: another."""
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(TOY / "model.safetensors"))
+    shuffled = dict(reversed(list(tensors.items())))
+    save_file(shuffled, str(tmp_path / "a.safetensors"), metadata={"written": "elsewhere"})
+    assert (tmp_path / "a.safetensors").read_bytes() != (TOY / "model.safetensors").read_bytes()
+    assert toys.weights_sha256(tmp_path / "a.safetensors") == toys.weights_sha256(
+        TOY / "model.safetensors")
+    name = sorted(tensors)[0]
+    tensors[name] = tensors[name].copy()
+    tensors[name].flat[0] += 1.0
+    save_file(tensors, str(tmp_path / "b.safetensors"))
+    assert toys.weights_sha256(tmp_path / "b.safetensors") != toys.weights_sha256(
+        TOY / "model.safetensors")
 
 
 def test_weights_are_small():

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-pytest.importorskip(
-    "transformer_lens", reason="transformer-lens is not installed (pip install -e '.[bench]')"
-)
-
 from bench.tl_compare import IOI_CLEAN, IOI_CORRUPTED, boot_bridge, tl_head_grid
 from engine.interventions import LogitDiff, head_patch_grid
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import re
@@ -19,11 +18,11 @@ from textual.widgets import DataTable, OptionList, Static
 from tui_helpers import plain, send_now, solution_keys, type_fast
 
 from game.app import LineupApp
-from game.engine_bridge import FakeEngine
 from game.screens.check import CheckScreen
 from game.screens.hints import HintScreen
 from game.screens.menu import MenuScreen
 from game.screens.puzzle import PuzzleScreen
+from tests.fake_engine import FakeEngine
 
 SIZE = (100, 40)
 
@@ -392,18 +391,7 @@ def test_first_frame_comes_before_torch(lineup_home) -> None:
     assert out.stdout.split()[-2:] == ["False", "False"]
 
 
-def _toy_ready() -> str | None:
-    if importlib.util.find_spec("engine.judge") is None:
-        return "engine.judge is not written yet"
-    from engine.models import toy_names
-
-    if not toy_names():
-        return "no toy model is built into engine/assets/toys yet"
-    return None
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(_toy_ready() is not None, reason=str(_toy_ready()))
 async def test_toy_end_to_end(lineup_home) -> None:
     """The real judge on the toy model: the reference solution by keys earns three stars."""
     app = LineupApp(model="toy")
@@ -1015,7 +1003,7 @@ def test_quitting_while_the_model_loads_does_not_wait(lineup_home) -> None:
     code = textwrap.dedent("""
         import asyncio, threading
         from game.app import LineupApp
-        from game.engine_bridge import FakeEngine
+        from tests.fake_engine import FakeEngine
         async def main():
             engine = FakeEngine(load_gate=threading.Event())
             app = LineupApp(engine=engine)

@@ -14,7 +14,7 @@ from textual.widgets import Input
 from tui_helpers import solution_keys
 
 from game.app import LineupApp
-from game.engine_bridge import FakeEngine
+from tests.fake_engine import FakeEngine
 
 SIZES = [(80, 24), (120, 40)]
 PACK = Path(__file__).parent / "tui_fixtures" / "pack"

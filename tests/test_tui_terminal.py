@@ -157,18 +157,10 @@ def question_keys(puzzle_id: str, block: str) -> list[tuple[str, str]]:
     return out
 
 
-def real_engine_ready() -> bool:
-    from engine.models import toy_names
-
-    return bool(toy_names())
-
-
-def start(tmp_path: Path, name: str, *, args: str = "", fake: bool = False,
+def start(tmp_path: Path, name: str, *, args: str = "",
           size: tuple[int, int] = (100, 30)) -> tuple[Terminal, Path]:
     env = {"LINEUP_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1",
            "TERM": "xterm-256color"}
-    if fake:
-        env["LINEUP_ENGINE"] = "fake"
     for keep in ("LINEUP_SMOLLM2_DIR",):
         if os.environ.get(keep):
             env[keep] = os.environ[keep]
@@ -192,9 +184,7 @@ def wait_for_exit(term: Terminal, done: Path, timeout: float = 30.0) -> str:
 def test_play_to_verdict_and_quit(tmp_path) -> None:
     if not LINEUP.exists():
         pytest.skip(f"the lineup command is not installed next to {sys.executable}")
-    real = real_engine_ready()  # the toy model: the fake engine when it is not built
-    term, done = start(tmp_path, "lineup-play", fake=not real,
-                       args="play --model toy" if real else "")
+    term, done = start(tmp_path, "lineup-play", args="play --model toy")
     try:
         term.wait_for("Stars:")
         term.send("Down", "2. Last time, what came next?")
@@ -213,10 +203,8 @@ def test_play_to_verdict_and_quit(tmp_path) -> None:
 
 
 def smollm2_ready() -> str | None:
-    try:
-        from engine import smollm2
-    except ImportError:
-        return "engine.smollm2 is not there"
+    from engine import smollm2
+
     if smollm2.converted_dir() is None:
         return "SmolLM2 is not converted here (`lineup download smollm2`)"
     return None

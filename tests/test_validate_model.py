@@ -20,6 +20,7 @@ from engine.validate import (
     trivial_circuits,
     wrong_question,
 )
+from tests.cli import lineup
 
 ROOT = Path(__file__).resolve().parents[1]
 # the toy blocks: whole-circuit places nothing; duplicate-token places the two last steps
@@ -33,11 +34,6 @@ TOY_DUPLICATE = "      - {round: early, asker: S2, card: duplicate-token, respon
 IOI_BEHIND = {"IO": [], "S1": [], "S1+1": ["S1"], "S2": ["IO", "S1", "S1+1"],
               "END": ["IO", "S1", "S1+1", "S2"]}
 
-
-def lineup(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "game", *args], capture_output=True, text=True,
-                          timeout=600, env=env, cwd=cwd or ROOT)
 
 
 def with_toy_line(replacement: str) -> str:

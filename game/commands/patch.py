@@ -1,4 +1,8 @@
-"""`lineup patch`: the head-patching grid for a puzzle's metric (which heads carry it)."""
+"""`lineup patch`: which heads (or people) carry a puzzle's answer, as a heatmap.
+
+The essay's swaps: a person (the residual stream), a question's answer (a head's output), the
+question itself (its query), who answers it (keys) or what is said back (values); and the
+judge's silencing (mean ablation). Every cell is the share of the clean-minus-corrupted gap."""
 
 from __future__ import annotations
 
@@ -13,87 +17,106 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser = puzzle_parser(
         sub,
         "patch",
-        help="the head-patching grid for a puzzle's metric",
-        description="Denoising activation patching: run the corrupted prompts, patch in one "
-        "head's output from the clean prompts (all positions), and read the puzzle's metric "
-        "at the last token, for every head. Heads that bring the metric back toward the clean "
-        "value carry the task.",
+        help="which heads or people carry a puzzle's answer (a patching heatmap)",
+        description="Denoising activation patching: run the corrupted prompts, swap in one "
+        "piece from the clean prompts, and read the puzzle's metric at the last token, as a "
+        "share of the gap between the clean and the corrupted metric (1 = all of the answer "
+        "comes back). --at says which piece: head (a head's output, the default), query, key "
+        "or value (only that part of one head; keys and values of heads that share them are "
+        "swapped for one query head), or resid (the residual stream entering each round at "
+        "each person). --silence instead mean-ablates one head at a time in the clean run "
+        "(the judge's knock-out; 1 = nothing lost).",
     )
     parser.add_argument("--count", type=int, default=None, metavar="N",
                         help="use the first N play prompts (default: all)")
+    how = parser.add_mutually_exclusive_group()
+    how.add_argument("--at", choices=["head", "query", "key", "value", "resid"], default="head",
+                     help="what to swap in (default: head, a head's output)")
+    how.add_argument("--silence", action="store_true",
+                     help="silence (mean-ablate) one head at a time instead of swapping")
+    parser.add_argument("--pos", metavar="PERSON", default="*",
+                        help="swap a head's piece only at this person (a role such as END; "
+                        "default: * = every position)")
+    parser.add_argument("--numbers", action="store_true", help="print the value in each cell")
+    parser.add_argument("--svg", metavar="FILE", default=None,
+                        help="also save the picture as an SVG file (for a worksheet)")
     finish_parser(parser, run)
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
-
     from engine.errors import UsageError
-    from engine.interventions import head_patch_grid_run
-    from engine.metrics import PuzzleMetric
-    from engine.models import pad_rows
+    from engine.patching import puzzle_patch
 
     puzzle = find_puzzle_or_report(args.puzzle)
     if puzzle is None:
         return Exit.ERROR
     if args.count is not None and args.count < 1:
         raise UsageError("--count must be at least 1")
+    at = "silence" if args.silence else args.at
+    if at in ("resid", "silence") and args.pos != "*":
+        raise UsageError(f"--pos chooses where a head is swapped; --at {at} covers every "
+                         "person already" if at == "resid" else
+                         "--pos does not apply to --silence (a head is silenced everywhere)")
     lm, load_s = load_model(puzzle, args.model, args.device)
-    t1 = time.perf_counter()
-    ps = puzzle.build_prompts(lm.tokenizer, "play")
-    n = len(ps) if args.count is None else min(args.count, len(ps))
-    token_ids, corrupted_ids = ps.token_ids[:n], ps.corrupted_ids[:n]
-    if any(a != len(ids) - 1 for a, ids in zip(ps.at[:n], token_ids, strict=True)):
-        raise UsageError(f"{puzzle.id}: the metric is not read at the last token; "
-                         "the patching grid needs it there")
-    clean = pad_rows(token_ids, device=lm.device)
-    corrupted = pad_rows(corrupted_ids, device=lm.device)
-    metric = PuzzleMetric(ps.metric.kind, ps.correct[:n], ps.wrong[:n])
     show = not args.json and sys.stderr.isatty()
 
     def progress(done: int, total: int) -> None:
         if show:
-            sys.stderr.write(f"\r\033[Klineup: patching layer {done}/{total}")
+            sys.stderr.write(f"\r\033[Klineup: patching round {done}/{total}")
             sys.stderr.flush()
 
-    result = head_patch_grid_run(lm, corrupted, clean, metric, progress=progress)
-    clean_metric, corrupted_metric = result.source_metric, result.target_metric
-    grid = result.effects
+    report = puzzle_patch(puzzle, lm, at=at, position=args.pos, count=args.count,
+                          progress=progress)
     if show:
         sys.stderr.write("\r\033[K")
-    timing = {"model_load": round(load_s, 4), "patching": round(time.perf_counter() - t1, 4)}
-    decode = lm.tokenizer.decode
-    answers = [[decode(c[:1]) if c else None, decode(w[:1]) if w else None]
-               for c, w in zip(ps.correct[:n], ps.wrong[:n], strict=True)]
+    report.timing_s = {"model_load": round(load_s, 4), **report.timing_s}
     if args.json:
-        emit_json({
-            "puzzle": puzzle.id, "model": lm.name, "metric": ps.metric.kind,
-            "prompts": ps.texts[:n], "corrupted": ps.corrupted[:n], "answers": answers,
-            "clean_metric": clean_metric, "corrupted_metric": corrupted_metric,
-            "effects": [[round(float(v), 5) for v in row] for row in grid],
-            "timing_s": timing,
-        })
+        emit_json(report.to_json())
+        if args.svg:
+            save_svg(report, args.svg, numbers=args.numbers)
         return Exit.OK
     from rich.console import Console
-    from rich.table import Table
+
+    console = Console(highlight=False)
+    console.print(render(report, numbers=args.numbers))
+    if args.svg:
+        save_svg(report, args.svg, numbers=args.numbers)
+    return Exit.OK
+
+
+def render(report, *, numbers: bool):
+    """The report as a heatmap, its legend, the baselines and the reading."""
+    from rich.console import Group
     from rich.text import Text
 
-    gap = clean_metric - corrupted_metric
+    from game.heatmap import picture
+    from game.output import visible
+
+    what = ("share of the gap left when silenced" if report.at == "silence"
+            else "share of the gap brought back")
     # names come from files and folders: plain Text, never read as markup
-    table = Table(title=Text(f"{puzzle.id}: {ps.metric.kind} with one head's clean output "
-                             f"patched into the corrupted run ({n} prompts, {lm.label})"),
-                  title_justify="left")
-    table.add_column("layer", justify="right")
-    for h in range(lm.n_heads):
-        table.add_column(f"h{h}", justify="right")
-    for layer, row in enumerate(grid):
-        cells = []
-        for v in row.tolist():
-            frac = (v - corrupted_metric) / gap if abs(gap) > 1e-9 else 0.0
-            style = "bold green" if frac >= 0.2 else ("red" if frac <= -0.2 else "")
-            cells.append(f"[{style}]{v:.2f}[/]" if style else f"{v:.2f}")
-        table.add_row(str(layer), *cells)
-    console = Console()
-    console.print(table)
-    console.print(f"clean {clean_metric:.3f}, corrupted {corrupted_metric:.3f} "
-                  "(each cell: the metric with that head restored)", highlight=False)
-    return Exit.OK
+    head = Text(visible(f"{report.puzzle} on {report.label}, {len(report.prompts)} prompts: "
+                        f"{report.title}"))
+    base = Text(f"{report.metric}: clean {report.clean_metric:.3f}, corrupted "
+                f"{report.corrupted_metric:.3f}")
+    return Group(head, picture(report.fractions, columns=report.columns, title="",
+                               reading=report.reading, legend_text=what,
+                               column_label="person" if report.at == "resid" else "question",
+                               numbers=numbers), base)
+
+
+def save_svg(report, path: str, *, numbers: bool) -> None:
+    """The same picture as the terminal's, written as SVG (rich's recorded console)."""
+    import io
+
+    from rich.console import Console
+
+    from engine.errors import UsageError
+
+    console = Console(record=True, file=io.StringIO(), width=max(100, 8 + 6 * len(
+        report.columns)), color_system="truecolor", highlight=False)
+    console.print(render(report, numbers=numbers))
+    try:
+        console.save_svg(path, title=f"lineup patch {report.puzzle}")
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None

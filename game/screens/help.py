@@ -41,6 +41,9 @@ The judge checks it against the model's real attention and patching results.
 | puzzle | l | what do you think now: the logit lens |
 | puzzle | p | swap a person: activation patching |
 | tools | [ ] , . | previous/next layer, previous/next head |
+| who answers | f | find: heads ranked by how much the row hears the column; enter jumps |
+| puzzle | ctrl+p | swap the question, who answers, the answer; silence a question (heatmaps) |
+| swaps | r h q k v s · o · n | person, answer, question, keys, values, silence · where · numbers |
 | anywhere | ctrl+p | command palette |
 | anywhere | ? | this help · esc closes |
 | anywhere | ctrl+q | quit |

@@ -71,6 +71,13 @@ class PuzzleScreen(GameScreen[None]):
         ("tool: Who answers (attention)", "attention", "any head's attention over the line"),
         ("tool: What do you think now (logit lens)", "lens", "each person's guesses by round"),
         ("tool: Swap a person (patching)", "swap", "activation patching for this puzzle"),
+        ("tool: Swap one question's answer (head outputs)", "swap_heads",
+         "a heatmap of every head, first estimate at once"),
+        ("tool: Swap the question (queries)", "swap_query", "patch one head's query"),
+        ("tool: Swap who answers (keys)", "swap_key", "patch one head's keys"),
+        ("tool: Swap the answer (values)", "swap_value", "patch one head's values"),
+        ("tool: Silence a question (mean ablation)", "silence",
+         "the judge's knock-out, one head at a time"),
     ]
 
     questions: var[tuple[dict[str, str], ...]] = var(())
@@ -416,6 +423,25 @@ class PuzzleScreen(GameScreen[None]):
     def action_lens(self) -> None:
         app: Any = self.app
         app.open_tool("lens", self.line.text, title=self.puzzle.title, puzzle=self.puzzle)
+
+    def action_experiment(self, at: str) -> None:
+        app: Any = self.app
+        app.open_tool("experiment", self.puzzle, at)
+
+    def action_swap_heads(self) -> None:
+        self.action_experiment("head")
+
+    def action_swap_query(self) -> None:
+        self.action_experiment("query")
+
+    def action_swap_key(self) -> None:
+        self.action_experiment("key")
+
+    def action_swap_value(self) -> None:
+        self.action_experiment("value")
+
+    def action_silence(self) -> None:
+        self.action_experiment("silence")
 
     def action_swap(self) -> None:
         app: Any = self.app

@@ -9,7 +9,9 @@ from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Static
+from textual.containers import VerticalScroll
+from textual.widgets import DataTable, Footer, OptionList, ProgressBar, Static
+from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
 from game.background import in_daemon_thread
@@ -31,7 +33,8 @@ class AttentionScreen(ToolScreen):
     """Who answers: how much each person (row) listens to each person behind them (column) in
     one head, in percent; the top cell of each row is in [brackets]."""
 
-    BINDINGS: ClassVar = [*ToolScreen.BINDINGS, *HEAD_KEYS]
+    BINDINGS: ClassVar = [*ToolScreen.BINDINGS, *HEAD_KEYS,
+                          Binding("f", "find", "Find", show=False)]
 
     def __init__(self, text: str, *, title: str = "", layer: int = 0, head: int = 0,
                  puzzle: Any = None) -> None:
@@ -46,9 +49,55 @@ class AttentionScreen(ToolScreen):
         yield Static(title_text("Who answers?", self.title_text), id="tool-title")
         yield Static("asking the model...", id="tool-note")
         yield DataTable(id="attention", cursor_type="cell")
+        ranking = OptionList(id="ranking")
+        ranking.display = False
+        yield ranking
         yield Footer()
 
     def set_up(self) -> None:
+        self.load()
+
+    def action_find(self) -> None:
+        """Rank every head by how much the selected row (asker) listens to the selected
+        column (responder), against an even spread; enter on a head jumps to it."""
+        table = self.query_one("#attention", DataTable)
+        if not table.row_count:
+            return
+        asker = table.cursor_coordinate.row
+        responder = table.cursor_coordinate.column - 1  # column 0 names the askers
+        self.find(min(asker, table.row_count - 1), responder)
+
+    @work(exclusive=True, exit_on_error=False, group="find", description="Ranking heads")
+    async def find(self, asker: int, responder: int) -> None:
+        app: Any = self.app
+        if not 0 <= responder <= asker:
+            self.query_one("#tool-note", Static).update(Text(
+                "pick a cell: its row asks, its column answers (on or left of the diagonal: "
+                "a person only hears the people behind them), then f"))
+            return
+        ranked = await in_daemon_thread(app.engine.listeners, self.text, asker, responder,
+                                        puzzle=self.puzzle)
+        self.show_ranking(ranked, asker, responder)
+
+    def show_ranking(self, ranked: list[Any], asker: int, responder: int) -> None:
+        ranking = self.query_one("#ranking", OptionList)
+        ranking.clear_options()
+        ranking.add_options([
+            Option(Text(f"{r.layer}.{r.head}  listens {round(100 * r.attention)}%  "
+                        f"({r.lift:.1f}x an even spread)"), id=f"{r.layer}.{r.head}")
+            for r in ranked[:30]])
+        ranking.highlighted = 0
+        ranking.display = True
+        ranking.border_title = (f"every head, by how much person {asker + 1} listens to "
+                                f"person {responder + 1}")
+        ranking.focus()
+
+    @on(OptionList.OptionSelected, "#ranking")
+    def jump(self, event: OptionList.OptionSelected) -> None:
+        layer, head = (int(x) for x in str(event.option.id).split("."))
+        self.layer_no, self.head_no = layer, head
+        event.option_list.display = False
+        self.query_one("#attention", DataTable).focus()
         self.load()
 
     @work(exclusive=True, exit_on_error=False, group="attention", description="Reading attention")
@@ -172,3 +221,127 @@ class SwapScreen(ToolScreen):
         self.query_one("#tool-note", Static).update(note)
         fill_swap(self.query_one("#swap-roles", DataTable),
                   self.query_one("#swap-heads", DataTable), view)
+
+
+EXPERIMENT_KEYS = {"r": "resid", "h": "head", "q": "query", "k": "key", "v": "value",
+                   "s": "silence"}
+EXPERIMENT_NAMES = {
+    "resid": "Swap a person", "head": "Swap one question's answer",
+    "query": "Swap the question", "key": "Swap who answers", "value": "Swap the answer",
+    "silence": "Silence a question",
+}
+
+
+class ExperimentScreen(ToolScreen):
+    """The essay's experiments as heatmaps: swap a person (residual stream), a question's
+    answer (head output), the question (query), who answers (keys), what is said back
+    (values), or silence a question (the judge's mean ablation). A head's pieces show a
+    first-order estimate at once, then the exact grid; anything slower has a progress bar,
+    and esc stops it."""
+
+    BINDINGS: ClassVar = [
+        Binding("escape", "cancel", "Back"),
+        *[Binding(key, f"show('{at}')", EXPERIMENT_NAMES[at].split(" ", 1)[1].capitalize())
+          for key, at in EXPERIMENT_KEYS.items()],
+        Binding("o", "position", "Where"),
+        Binding("n", "numbers", "Numbers"),
+    ]
+
+    def __init__(self, puzzle: Any, at: str = "head") -> None:
+        super().__init__()
+        self.puzzle = puzzle
+        self.at = at
+        self.position = "*"
+        self.numbers = False
+        self.report: Any = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(title_text(EXPERIMENT_NAMES[self.at], self.puzzle.title), id="tool-title")
+        yield Static("swapping... (esc stops)", id="tool-note")
+        yield ProgressBar(total=1.0, show_eta=False, id="bar")
+        with VerticalScroll(id="experiment-body"):
+            yield Static("", id="experiment-grid")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    def progress(self, done: int, total: int) -> None:
+        """From the engine's thread: how many rounds of the grid are done."""
+        def update() -> None:
+            if self.is_attached:
+                self.query_one(ProgressBar).update(total=1.0, progress=done / max(total, 1))
+
+        self.app.call_from_thread(update)
+
+    @work(exclusive=True, exit_on_error=False, group="experiment", description="Patching")
+    async def load(self) -> None:
+        app: Any = self.app
+        worker = get_current_worker()
+        at, position = self.at, self.position
+        self.query_one(ProgressBar).update(total=1.0, progress=0.0)
+        if at not in ("resid", "silence"):  # a first-order picture first
+            estimate = await in_daemon_thread(app.engine.patch, self.puzzle, at,
+                                              position=position, estimate=True,
+                                              cancelled=lambda: worker.is_cancelled)
+            self.post_loaded(estimate)
+        exact = await in_daemon_thread(app.engine.patch, self.puzzle, at, position=position,
+                                       progress=self.progress,
+                                       cancelled=lambda: worker.is_cancelled)
+        self.post_loaded(exact)
+
+    def action_cancel(self) -> None:
+        self.workers.cancel_group(self, "experiment")
+        self.app.pop_screen()
+
+    def action_show(self, at: str) -> None:
+        self.at = at
+        if at in ("resid", "silence"):
+            self.position = "*"
+        self.query_one("#tool-title", Static).update(
+            title_text(EXPERIMENT_NAMES[at], self.puzzle.title))
+        self.query_one("#tool-note", Static).update(Text("swapping... (esc stops)"))
+        self.load()
+
+    def action_position(self) -> None:
+        """Every position, then each person in turn (heads' pieces only)."""
+        if self.at in ("resid", "silence"):
+            return
+        choices = ["*", *self.puzzle.roles]
+        self.position = choices[(choices.index(self.position) + 1) % len(choices)]
+        self.load()
+
+    def action_numbers(self) -> None:
+        self.numbers = not self.numbers
+        if self.report is not None:
+            self.draw(self.report)
+
+    @on(ToolScreen.Loaded)
+    def show_report(self, event: ToolScreen.Loaded) -> None:
+        self.draw(event.result)
+
+    def draw(self, report: Any) -> None:
+        from game.heatmap import picture
+
+        self.report = report
+        note = Text()
+        note.append("clean      ", style="bold")
+        note.append(visible(report.prompts[0]) if report.prompts else "")
+        note.append("\ncorrupted  ", style="bold")
+        note.append(visible(report.corrupted[0]) if report.corrupted else "")
+        note.append(f"\n{report.title}. ")
+        if report.estimate:
+            note.append("First estimate (attribution patching); the exact grid is coming.",
+                        style="bold")
+        else:
+            note.append("Exact: each cell one patched run.")
+        note.append("  r h q k v s: experiment · o: where · n: numbers")
+        self.query_one("#tool-note", Static).update(note)
+        what = ("share of the gap left when silenced" if report.at == "silence"
+                else "share of the gap brought back")
+        self.query_one("#experiment-grid", Static).update(picture(
+            report.fractions, columns=report.columns, title="", reading=report.reading,
+            legend_text=what, column_label="person" if report.at == "resid" else "question",
+            numbers=self.numbers))
+        if not report.estimate:
+            self.query_one(ProgressBar).update(total=1.0, progress=1.0)

@@ -1,305 +1,60 @@
-"""Planted GPT-2-small-shaped models: hand-set weights whose IOI and induction circuits are known.
-
-The judge must be right on real GPT-2, whose heads are noisy and redundant, but real weights
-cannot be downloaded where the tests run. These models have GPT-2 small's exact shape (12 x 12
-heads, d_model 768, d_head 64, 50,257 tokens, 1,024 positions) and its real tokenizer, and they
-do IOI and induction by circuits planted where the papers found them in GPT-2:
-
-=====================  ====================================================================
-job                    heads in ``planted-gpt2``
-=====================  ====================================================================
-previous-token         2.2 (noisy: about half its attention on i-1), 4.11
-duplicate-token        0.1, 3.0 (noisy)
-induction              5.5, 6.9
-s-inhibition           7.3, 7.9, 8.6, 8.10 (S2 gets well under all of their attention)
-name-mover             9.9, 9.6, 10.0
-negative-name-mover    10.7, 11.10
-backup-name-mover      10.1, 10.2, 10.6, 10.10, 11.2, 11.9
-=====================  ====================================================================
-
-Every other head has small random weights, and some of them do a visible job of their own
-(attend to themselves, two back, every name, END's names, ...) that nothing downstream uses.
-Every head, planted or not, also has random query/key weights, so no pattern is crisp.
-
-``build(name)`` makes one variant in memory in a few seconds (see ``VARIANTS``): the circuit
-above, a redundant one, the same circuit in other layers, one step missing, and heads doing a
-job by another mechanism. ``truth(name)`` says which head does which job.
-
-How the weights are written: as in ``engine.toys``, every weight is first written in a feature
-basis (named slots of the residual stream: the token's code, the position's clocks, "the
-previous token", "repeated", "the name not to say", "the guess"), then reflected so that no
-feature has a mean (layer norms subtract it). A large constant anchor keeps every position's
-norm nearly the same, so a layer norm is a fixed scale that its gain undoes. Position 0 carries
-a huge "sink" feature from its position embedding: after a layer norm it says almost nothing,
-so a head with nobody to ask rests there (real GPT-2 uses its first token the same way).
-
-The mechanisms (scores in nats, before the random jitter):
-
-- previous-token: the query is my position's clocks turned one step back, the key each
-  position's clocks; the answer is the token's code, into "previous".
-- duplicate-token: query my token's code, key theirs (a copy scores 60), minus a penalty for
-  asking myself; the sink scores just below a copy. The answer is +1 into "repeated" (the
-  sink answers 0).
-- induction: query my token's code, key their "previous" slot (K-composition with the
-  previous-token heads); the answer is their token (into "guess", the next-token guess) and
-  +1 into "repeated". So at S2 an induction head attends S1+1 and also marks S2 as repeated.
-- MLP 6 (the only working MLP): "repeated_clean" = clip((repeated - 0.4) / 0.35, 0, 1), so
-  S2 counts as repeated only when both the duplicate-token and the induction path fired.
-- s-inhibition: key 9 * repeated_clean + 2 * name, the sink about as high as S2: S2 gets
-  about half, IO and S1 almost nothing. The answer is S2's token, into "avoid". With either
-  path gone, the clean flag at S2 falls to about 0.3 and S2 loses about 6 nats.
-- name-mover: only the word " to" asks; names score +mu there, and the query subtracts
-  nu * <avoid, token> (Q-composition): S loses, IO wins. The answer is IO's token into "guess".
-- negative-name-mover: the same question, answering minus the token.
-- backup-name-mover: the same question, but the query also subtracts kappa * <guess, token>:
-  while the name movers have already put IO into the guess, IO scores below the sink and the
-  backup is silent; with the name movers knocked out, it attends IO and copies it.
-
-Every planted head's sink score and output scale are then calibrated on a few prompts
-(``calibrate``), so that the random jitter does not decide which heads work.
-"""
+"""A planted model's weights from its plan, calibrated and loaded as a GPT-2."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import random
-import sys
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from engine import toys
+from engine.planted.plan import (
+    ANCHOR,
+    AVOID_TOTAL,
+    BUILD_VERSION,
+    CLOCKS,
+    CODE_DIM,
+    D_HEAD,
+    D_MODEL,
+    DISTRACTOR_KINDS,
+    DUP_MATCH,
+    DUP_SELF,
+    IND_MATCH,
+    INDUCTION_GUESS,
+    INH_NAME,
+    INH_REPEATED,
+    MATCH_DIM,
+    MOVER_NAME,
+    MOVER_TOTAL,
+    N_HEADS,
+    N_INNER,
+    N_LAYERS,
+    N_POSITIONS,
+    NAME_MAX_OVERLAP,
+    OV_NOISE,
+    OV_OUT_NOISE,
+    PREV_SHARP,
+    PREV_TWO_BACK,
+    PRIOR_TIEBREAK,
+    QK_NOISE,
+    REPEATED_RAMP,
+    SCRATCH,
+    SELF_CLOCKS,
+    SINK,
+    UNEMBED,
+    VOCAB_SIZE,
+    Job,
+    PlantedSpec,
+    spec,
+    truth,
+)
+from engine.planted.prompts import ioi_batch, repeated_tokens
+from engine.toys import design as toys
 
 if TYPE_CHECKING:
     import torch
 
-    from engine.models import LoadedModel, Tokens
-
-BUILD_VERSION = 1
-
-# --------------------------------------------------------------------------- shapes
-D_MODEL = 768
-N_LAYERS = 12
-N_HEADS = 12
-D_HEAD = 64
-VOCAB_SIZE = 50257
-N_POSITIONS = 1024
-N_INNER = 3072
-CODE_DIM = 56  # token codes: +-1/sqrt(56); a code and a few terms fit in one 64-wide head
-MATCH_DIM = 40  # duplicate-token heads match on the code's first 40 coordinates (room for
-# their self-penalty clocks in the same 64 dimensions)
-NAME_MAX_OVERLAP = 16  # names: |<code a, code b>| <= 16/56
-CLOCKS = (3, 5, 7, 11)  # 1,155 > 1,024 positions; one step back is a fixed rotation
-SELF_CLOCKS = (7, 11)  # the duplicate-token heads' "not myself" penalty
-SCRATCH = 24  # flags the distractors write and nobody reads
-
-# --------------------------------------------------------------------------- strengths
-ANCHOR = 20.0
-SINK = 1000.0  # position 0's sink feature: after a layer norm its other features shrink 50x
-QK_NOISE = 0.04  # std of the random query/key weights every head gets (feature basis)
-OV_NOISE = 0.01  # std of the random value weights of the distractors
-OV_OUT_NOISE = 0.015  # and of their output weights: each writes a norm of about 0.1
-UNEMBED = 3.0  # logit = UNEMBED * <guess, code>
-PRIOR_TIEBREAK = 1e-3  # tiny per-token prior so no two logits are exactly equal
-
-PREV_SHARP = 10.0
-PREV_TWO_BACK = 0.95  # i-2 then scores 4 * 10 * 0.05 = 2 nats below i-1
-DUP_MATCH, DUP_SELF = 60.0, 10.0
-IND_MATCH = 25.0
-INH_REPEATED, INH_NAME = 9.0, 2.0
-REPEATED_RAMP = (0.4, 0.75)  # the MLP's clean flag goes from 0 to 1 over this "repeated"
-MOVER_NAME, MOVER_AVOID = 10.0, 5.0
-INDUCTION_GUESS = 3.0  # total guess written by the induction heads
-AVOID_TOTAL = 1.0  # total "avoid" written at END by the s-inhibition heads (planned)
-MOVER_TOTAL = 2.0  # total guess written by the name movers (planned)
-
-NAME_JOBS = ("name-mover", "negative-name-mover", "backup-name-mover", "silent-io-attender")
-CARD_JOBS = ("previous-token", "duplicate-token", "induction", "s-inhibition", "name-mover",
-             "negative-name-mover", "backup-name-mover")
-
-
-@dataclass(frozen=True)
-class Job:
-    """What one head does. ``sink`` is the sink's score minus the responder's planned score
-    (nats): 0 splits the attention about evenly between the responder and the sink, -3 gives
-    the responder about 95%. ``gain`` scales what it writes. The planned share of the
-    responder, 1 / (1 + e^sink), sets the default write so that a noisy head writes as much
-    on average as a crisp one would."""
-
-    kind: str
-    sink: float = -3.0
-    gain: float = 1.0
-
-    @property
-    def focus(self) -> float:
-        return 1.0 / (1.0 + math.exp(self.sink))
-
-
-@dataclass(frozen=True)
-class PlantedSpec:
-    name: str
-    description: str
-    jobs: dict[tuple[int, int], Job] = field(default_factory=dict)
-    mover_avoid: float = MOVER_AVOID  # nu: how strongly name movers avoid "avoid"
-    backup_name: float = MOVER_NAME  # mu for the backups
-    backup_guess: float = 6.0  # kappa: how strongly a backup avoids what is already guessed
-    backup_avoid: float = 8.0  # nu for the backups: S stays below the sink even when on
-    calibrate_as: str | None = None  # reuse that variant's calibration (see calibrate())
-    mlp_layer: int = 6  # the MLP that cleans the "repeated" flag (after its last writer)
-
-    def heads(self, kind: str) -> list[tuple[int, int]]:
-        return sorted(h for h, j in self.jobs.items() if j.kind == kind)
-
-
-# --------------------------------------------------------------------------- variants
-
-DISTRACTOR_KINDS = ("self", "two-back", "rest", "uniform", "name-finder", "end-names",
-                    "repeated-finder", "random")
-
-
-def _gpt2_jobs() -> dict[tuple[int, int], Job]:
-    return {
-        (2, 2): Job("previous-token", sink=0.2, gain=0.5),
-        (4, 11): Job("previous-token", sink=-3.0, gain=1.5),
-        (0, 1): Job("duplicate-token", sink=-1.5),
-        (3, 0): Job("duplicate-token", sink=0.0),
-        (5, 5): Job("induction", sink=-4.0),
-        (6, 9): Job("induction", sink=-2.5),
-        (7, 3): Job("s-inhibition", sink=0.0),
-        (7, 9): Job("s-inhibition", sink=0.8),
-        (8, 6): Job("s-inhibition", sink=0.0),
-        (8, 10): Job("s-inhibition", sink=0.8),
-        (9, 9): Job("name-mover", sink=-2.5),
-        (9, 6): Job("name-mover", sink=-0.5),
-        (10, 0): Job("name-mover", sink=-1.5),
-        (10, 7): Job("negative-name-mover", sink=-1.0, gain=0.25),
-        (11, 10): Job("negative-name-mover", sink=-0.5, gain=0.15),
-        **{h: Job("backup-name-mover", sink=-3.2, gain=0.2)
-           for h in ((10, 1), (10, 2), (10, 6), (10, 10), (11, 2), (11, 9))},
-    }
-
-
-def _with_distractors(jobs: dict[tuple[int, int], Job]) -> dict[tuple[int, int], Job]:
-    """Fill every unplanted head: a few visible jobs, the rest random weights only."""
-    out = dict(jobs)
-    visible = DISTRACTOR_KINDS[:-1]
-    for layer in range(N_LAYERS):
-        for head in range(N_HEADS):
-            if (layer, head) in out:
-                continue
-            rng = random.Random(7_000 + 100 * layer + head)  # per head: the same in every
-            kind = rng.choice(visible) if rng.random() < 0.45 else "random"  # variant
-            out[layer, head] = Job(kind, sink=0.0)
-    return out
-
-
-def _moved(jobs: dict[tuple[int, int], Job], layer_map: dict[int, int]
-           ) -> dict[tuple[int, int], Job]:
-    return {(layer_map[layer], head): job for (layer, head), job in jobs.items()}
-
-
-def _without(jobs: dict[tuple[int, int], Job], *kinds: str) -> dict[tuple[int, int], Job]:
-    return {h: j for h, j in jobs.items() if j.kind not in kinds}
-
-
-def _redundant_jobs() -> dict[tuple[int, int], Job]:
-    jobs = _gpt2_jobs()
-    # four s-inhibition heads that each write the whole avoid signal's worth: saturated, so
-    # one alone barely matters and all four together carry the task
-    for h in ((7, 3), (7, 9), (8, 6), (8, 10)):
-        jobs[h] = Job("s-inhibition", sink=jobs[h].sink, gain=1.9)
-    # name movers: six sharing the job (each a sixth of the guess), plus backups in layer 11
-    # whose gate opens as the guess falls short
-    for h in ((10, 1), (10, 2), (10, 6), (10, 10)):
-        jobs.pop(h)
-    for h in ((9, 9), (9, 6), (10, 0), (9, 0), (9, 7), (10, 1)):
-        jobs[h] = Job("name-mover", sink=-2.5, gain=0.5)
-    for h in ((11, 2), (11, 9), (11, 3), (11, 5)):
-        jobs[h] = Job("backup-name-mover", sink=-15.0, gain=0.25)
-    return jobs
-
-
-# induction in layers 1-3, s-inhibition in 4-5, name movers in 6-7, backups in 7-8
-MOVED_LAYERS = {0: 0, 2: 1, 3: 1, 4: 1, 5: 2, 6: 3, 7: 4, 8: 5, 9: 6, 10: 7, 11: 8}
-
-
-def _moved_jobs() -> dict[tuple[int, int], Job]:
-    jobs = _gpt2_jobs()
-    jobs.pop((3, 0))
-    jobs[(1, 0)] = Job("duplicate-token", sink=0.0)  # 3.0 -> 1.0: it must precede induction
-    moved = {}
-    for (layer, head), job in jobs.items():
-        if (layer, head) == (1, 0):
-            moved[layer, head] = job
-            continue
-        moved[MOVED_LAYERS[layer], head] = job
-    return moved
-
-
-def _othermech_jobs() -> dict[tuple[int, int], Job]:
-    jobs = _gpt2_jobs()
-    jobs[(8, 6)] = Job("s2-copier", sink=0.0, gain=0.3)  # attends END->S2, copies S
-    jobs[(9, 9)] = Job("silent-io-attender", sink=-2.5)  # attends END->IO, says nothing
-    for h in ((7, 3), (7, 9), (8, 10)):  # the three true ones carry the job
-        jobs[h] = Job("s-inhibition", sink=jobs[h].sink, gain=4 / 3)
-    for h in ((9, 6), (10, 0)):
-        jobs[h] = Job("name-mover", sink=jobs[h].sink, gain=1.5)
-    return jobs
-
-
-MISSING_STEPS = {
-    "s-inhibition": ("s-inhibition",),
-    "duplicate-token": ("duplicate-token",),
-    "previous-token": ("previous-token",),
-    "induction": ("induction",),
-    "name-mover": ("name-mover", "backup-name-mover"),
-}
-
-
-def spec(name: str) -> PlantedSpec:
-    """The plan of one variant: which head does which job."""
-    from engine.errors import UsageError
-
-    if name == "planted-gpt2":
-        return PlantedSpec(name, "planted GPT-2 small: IOI and induction where the papers put "
-                           "them", _with_distractors(_gpt2_jobs()))
-    if name == "planted-redundant":
-        return PlantedSpec(name, "planted GPT-2 small with redundant s-inhibition heads and "
-                           "name movers", _with_distractors(_redundant_jobs()),
-                           backup_name=30.0, backup_guess=10.0, backup_avoid=30.0)
-    if name == "planted-moved":
-        return PlantedSpec(name, "planted GPT-2 small with the circuit in earlier layers",
-                           _with_distractors(_moved_jobs()), mlp_layer=MOVED_LAYERS[6])
-    if name == "planted-othermech":
-        return PlantedSpec(name, "planted GPT-2 small where 8.6 copies S2 and 9.9 attends IO "
-                           "but says nothing", _with_distractors(_othermech_jobs()))
-    if name.startswith("planted-missing-") and name[len("planted-missing-"):] in MISSING_STEPS:
-        step = name[len("planted-missing-"):]
-        jobs = _without(_gpt2_jobs(), *MISSING_STEPS[step])
-        return PlantedSpec(name, f"planted GPT-2 small without its {step} heads",
-                           _with_distractors(jobs), calibrate_as="planted-gpt2")
-    raise UsageError(f"no planted model called {name!r}; known: {', '.join(VARIANTS)}")
-
-
-VARIANTS = ("planted-gpt2", "planted-redundant", "planted-moved", "planted-othermech",
-            *(f"planted-missing-{s}" for s in MISSING_STEPS))
-
-
-def truth(name: str) -> dict[str, list[str]]:
-    """The planted circuit: job -> heads as "L.H", for every non-distractor job."""
-    out: dict[str, list[str]] = {}
-    for (layer, head), job in sorted(spec(name).jobs.items()):
-        if job.kind in DISTRACTOR_KINDS:
-            continue
-        out.setdefault(job.kind, []).append(f"{layer}.{head}")
-    return out
-
-
-# --------------------------------------------------------------------------- layout
+    from engine.loaded import LoadedModel
 
 
 def make_layout() -> toys.Layout:
@@ -376,7 +131,7 @@ def layer_noise(layout: toys.Layout, layer: int, distractors: list[int],
 
 
 def name_token_ids() -> list[int]:
-    from engine.models import gpt2_tokenizer
+    from engine.loaded import gpt2_tokenizer
 
     tokenizer = gpt2_tokenizer()
     ids = []
@@ -388,7 +143,7 @@ def name_token_ids() -> list[int]:
 
 
 def end_token_id() -> int:
-    from engine.models import gpt2_tokenizer
+    from engine.loaded import gpt2_tokenizer
 
     return int(gpt2_tokenizer().encode(" to", add_special_tokens=False)[0])
 
@@ -843,7 +598,7 @@ _BUILT: dict[tuple[str, str], LoadedModel] = {}
 
 def build(name: str, *, device: str = "cpu") -> LoadedModel:
     """One planted variant as a LoadedModel (built in memory, kept for the process)."""
-    from engine.models import LoadedModel, gpt2_tokenizer
+    from engine.loaded import LoadedModel, gpt2_tokenizer
 
     key = (name, device)
     if key not in _BUILT:
@@ -869,216 +624,3 @@ def build(name: str, *, device: str = "cpu") -> LoadedModel:
         lm.extra["build_seconds"] = time.perf_counter() - started
         _BUILT[key] = lm
     return _BUILT[key]
-
-
-# --------------------------------------------------------------------------- prompts
-
-IOI_TEMPLATES = (
-    "When {IO} and {S} went to the {PLACE}, {S} gave a {OBJECT} to",
-    "When {S} and {IO} went to the {PLACE}, {S} gave a {OBJECT} to",
-    "After {IO} and {S} met at the {PLACE}, {S} handed a {OBJECT} to",
-    "After {S} and {IO} met at the {PLACE}, {S} handed a {OBJECT} to",
-)
-
-
-@dataclass
-class IOIBatch:
-    texts: list[str]
-    tokens: Tokens
-    io: list[int]  # token ids
-    s: list[int]
-    roles: dict[str, torch.Tensor]  # IO, S1, S1+1, S2, END: positions per prompt
-
-
-def ioi_batch(lm: LoadedModel, n: int = 32, *, seed: int = 0, abc: bool = False) -> IOIBatch:
-    """``n`` IOI prompts over the four puzzle templates; with ``abc`` the second S is a third
-    name (the corrupted distribution), otherwise the same fills (the i-th prompts are twins).
-    Roles are found as the judge finds them: IO and S1 by first occurrence, S2 the second."""
-    import torch
-
-    lists = toys.word_lists()
-    rng = random.Random(seed)
-    texts, ios, ss = [], [], []
-    roles: dict[str, list[int]] = {k: [] for k in ("IO", "S1", "S1+1", "S2", "END")}
-    for i in range(n):
-        io, s, c = rng.sample(lists["names"], 3)
-        place, obj = rng.choice(lists["places"]), rng.choice(lists["objects"])
-        template = IOI_TEMPLATES[i % len(IOI_TEMPLATES)]
-        text = template.format(IO=io, S="{S}", PLACE=place, OBJECT=obj)
-        head, tail = text.split("{S}", 1)
-        text = head + s + tail.replace("{S}", c if abc else s)
-        ids = lm.tokenizer.encode(text, add_special_tokens=False)
-        io_id, s_id, c_id = (lm.token_id(" " + w) for w in (io, s, c))
-        s_at = [j for j, t in enumerate(ids) if t == s_id]
-        roles["IO"].append(ids.index(io_id))
-        roles["S1"].append(s_at[0])
-        roles["S1+1"].append(s_at[0] + 1)
-        roles["S2"].append(ids.index(c_id) if abc else s_at[-1])
-        roles["END"].append(len(ids) - 1)
-        texts.append(text)
-        ios.append(io_id)
-        ss.append(s_id)
-    return IOIBatch(texts, lm.tokenize(texts), ios, ss,
-                    {k: torch.tensor(v) for k, v in roles.items()})
-
-
-def repeated_tokens(lm: LoadedModel, n: int = 16, half: int = 20, *, seed: int = 0,
-                    repeat: bool = True) -> Tokens:
-    """Random ordinary tokens (distinct within a row) after <|endoftext|>, the half repeated;
-    ``repeat=False`` gives unrepeated rows of the same length (mean-ablation reference)."""
-    import torch
-
-    from engine.models import Tokens
-
-    gen = torch.Generator().manual_seed(seed)
-    rows = []
-    for _ in range(n):
-        picks = torch.randperm(VOCAB_SIZE - 1, generator=gen)[: 2 * half]
-        body = torch.cat([picks[:half], picks[:half]]) if repeat else picks
-        rows.append(torch.cat([torch.tensor([VOCAB_SIZE - 1]), body]))
-    ids = torch.stack(rows).to(lm.device)
-    return Tokens(ids=ids, lengths=[ids.shape[1]] * n)
-
-
-# --------------------------------------------------------------------------- measuring
-
-
-def ioi_stats(lm: LoadedModel, batch: IOIBatch, logits: torch.Tensor) -> dict[str, float]:
-    """Mean logit(IO) - logit(S), share of prompts with IO above S, share with IO on top."""
-    import torch
-
-    io = torch.tensor(batch.io, device=logits.device)
-    s = torch.tensor(batch.s, device=logits.device)
-    rows = torch.arange(len(io), device=logits.device)
-    diff = logits[rows, io] - logits[rows, s]
-    return {"logit_diff": float(diff.mean()), "io_over_s": float((diff > 0).float().mean()),
-            "top1": float((logits.argmax(-1) == io).float().mean())}
-
-
-def induction_stats(tokens: Tokens, logits: torch.Tensor) -> dict[str, float]:
-    """Second half: share of positions whose top guess is the token that came next last
-    time, and the mean log-probability of that token."""
-    import torch
-
-    half = (tokens.ids.shape[1] - 1) // 2
-    target = tokens.ids[:, 2:half + 1]  # what followed positions 1..half-1
-    guess = logits[:, half + 1:2 * half]  # positions half+1 .. 2 half - 1
-    logp = torch.log_softmax(guess.float(), -1).gather(-1, target[..., None])[..., 0]
-    return {"accuracy": float((guess.argmax(-1) == target).float().mean()),
-            "logprob": float(logp.mean())}
-
-
-def role_attention(lm: LoadedModel, batch: IOIBatch, heads: list[tuple[int, int]]
-                   ) -> dict[str, dict[str, float]]:
-    """Mean attention between IOI roles for the given heads."""
-    import torch
-
-    from engine.hooks import act_name, forward
-
-    with torch.inference_mode():
-        run = forward(lm, batch.tokens, record=["pattern"], logits="none")
-    rows = torch.arange(len(batch.texts))
-    r = batch.roles
-    pairs = (("S1+1", "S1"), ("S2", "S1"), ("S2", "S1+1"), ("END", "S2"), ("END", "IO"),
-             ("END", "S1"))
-    out = {}
-    for layer, head in heads:
-        p = run.cache[act_name("pattern", layer)][:, head].float()
-        row = {f"{a}->{b}": round(float(p[rows, r[a], r[b]].mean()), 3) for a, b in pairs}
-        row["END->sink"] = round(float(p[rows, r["END"], 0].mean()), 3)
-        out[f"{layer}.{head}"] = row
-    return out
-
-
-def measure(lm: LoadedModel, *, n: int = 32) -> dict[str, Any]:
-    """The figures of docs/toy-models.md for one planted model, with the engine's tools."""
-    import torch
-
-    from engine.detectors import head_scores, top_heads
-    from engine.hooks import forward
-    from engine.interventions import ablate_heads, mean_z
-
-    name = lm.name
-    spec_ = spec(name) if name in VARIANTS else None
-    report: dict[str, Any] = {"name": name, "build_seconds": lm.extra.get("build_seconds")}
-    clean, abc = ioi_batch(lm, n), ioi_batch(lm, n, abc=True)
-    with torch.inference_mode():
-        report["ioi"] = ioi_stats(lm, clean, forward(lm, clean.tokens, logits="last").logits)
-        report["ioi_abc"] = ioi_stats(lm, abc, forward(lm, abc.tokens, logits="last").logits)
-        rep = repeated_tokens(lm)
-        report["induction"] = induction_stats(rep, forward(lm, rep).logits)
-    scores = head_scores(lm)
-    report["top_heads"] = {k: [(s.name, s.__dict__[k]) for s in top_heads(scores, k, 3)]
-                           for k in ("previous_token", "duplicate_token", "induction", "copy",
-                                     "negative_copy")}
-    if spec_ is None:
-        return report
-    means = mean_z(lm, abc.tokens)
-
-    def ablated(heads: list[tuple[int, int]]) -> float:
-        logits = ablate_heads(lm, clean.tokens, heads, means=means, logits="last")
-        return ioi_stats(lm, clean, logits)["logit_diff"]
-
-    base = report["ioi"]["logit_diff"]
-    groups: dict[str, Any] = {}
-    for kind in ("s-inhibition", "name-mover", "backup-name-mover", "negative-name-mover",
-                 "duplicate-token", "induction", "previous-token"):
-        heads = spec_.heads(kind)
-        if not heads:
-            continue
-        groups[kind] = {
-            "all": round(ablated(heads), 3),
-            "each": {f"{la}.{h}": round(ablated([(la, h)]), 3) for la, h in heads},
-        }
-    report["ablated_logit_diff"] = groups
-    movers = spec_.heads("name-mover")
-    backups = spec_.heads("backup-name-mover")
-    if movers and backups:
-        report["movers_and_backups_ablated"] = round(ablated(movers + backups), 3)
-    report["base_logit_diff"] = base
-    planted = sorted(h for h, j in spec_.jobs.items() if j.kind not in DISTRACTOR_KINDS)
-    report["attention"] = role_attention(lm, clean, planted)
-    return report
-
-
-def format_report(r: dict[str, Any]) -> str:
-    ioi, ind = r["ioi"], r["induction"]
-    lines = [f"== {r['name']} (built in {r['build_seconds']:.1f} s)",
-             f"IOI: logit diff {ioi['logit_diff']:.2f}, IO above S {ioi['io_over_s']:.2f}, "
-             f"IO top-1 {ioi['top1']:.2f}; ABC prompts: {r['ioi_abc']['logit_diff']:.2f}",
-             f"induction (repeated random tokens): accuracy {ind['accuracy']:.2f}, "
-             f"log p {ind['logprob']:.2f}"]
-    for k, top in r["top_heads"].items():
-        lines.append(f"top {k}: " + ", ".join(f"{h} {v:.2f}" for h, v in top))
-    for kind, g in r.get("ablated_logit_diff", {}).items():
-        each = ", ".join(f"{h} {v:.2f}" for h, v in g["each"].items())
-        lines.append(f"ablate {kind}: all {g['all']:.2f}; each: {each}")
-    if "movers_and_backups_ablated" in r:
-        lines.append(f"ablate name movers and backups: {r['movers_and_backups_ablated']:.2f}")
-    for head, att in r.get("attention", {}).items():
-        lines.append(f"  {head:6} " + " ".join(f"{k} {v:.2f}" for k, v in att.items()))
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m engine.planted",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["check"])
-    parser.add_argument("names", nargs="*", help="variants (default: all)")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    reports = []
-    for name in args.names or VARIANTS:
-        lm = build(name)
-        report = measure(lm)
-        reports.append(report)
-        if not args.json:
-            print(format_report(report), flush=True)
-        _BUILT.pop((name, "cpu"), None)
-    if args.json:
-        print(json.dumps(reports, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,7 @@
+"""``python -m engine.toys build|check``."""
+
+import sys
+
+from engine.toys.measure import main
+
+sys.exit(main())
