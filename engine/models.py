@@ -308,6 +308,15 @@ def load_tokenizer(spec: str) -> PreTrainedTokenizerBase:
 
 
 def _dir_tokenizer(path: Path) -> PreTrainedTokenizerBase:
+    try:
+        return _read_tokenizer(path)
+    except ModelError:
+        raise
+    except Exception as exc:  # damaged tokenizer files, told in one line
+        raise ModelError(f"{path}: the tokenizer files cannot be read ({_gist(exc)})") from None
+
+
+def _read_tokenizer(path: Path) -> PreTrainedTokenizerBase:
     names = {p.name for p in path.iterdir()}
     if "tokenizer.json" in names and "tokenizer_config.json" in names and (
         _read_config(path).get("model_type") == "llama"
@@ -368,7 +377,10 @@ def _load(spec: str, device: str) -> LoadedModel:
 
         path = _smollm2_dir()
         label = "SmolLM2-135M-Instruct (real trained weights, Llama architecture)"
-        lm = _from_dir(path, SMOLLM2, SMOLLM2, label, device, fingerprint=False)
+        try:
+            lm = _from_dir(path, SMOLLM2, SMOLLM2, label, device, fingerprint=False)
+        except ModelError as exc:  # damaged in a way the recorded sizes do not show
+            raise ModelError(exc.message, hint=smollm2.MEND_HINT) from None
         card = smollm2.source_card(path)
         lm.fingerprint = f"smollm2:{card.get('gguf_sha256', smollm2.GGUF_SHA256)}:fp32"
         return lm
@@ -394,11 +406,18 @@ def _load(spec: str, device: str) -> LoadedModel:
 
 
 def _smollm2_dir() -> Path:
+    """The converted SmolLM2 folder, its files checked against the sizes the conversion
+    recorded (cheap: no file is read)."""
     from engine import smollm2
 
     found = smollm2.converted_dir()
     if found is None:
+        damaged = smollm2.damaged_dir()
+        if damaged is not None:
+            raise ModelError(f"SmolLM2's folder {damaged[0]} is damaged: {damaged[1]}",
+                             hint=smollm2.MEND_HINT)
         raise ModelError(f"SmolLM2 is not converted on this machine: {smollm2.DOWNLOAD_HINT}")
+    smollm2.check_folder(found)
     return found
 
 
@@ -411,6 +430,9 @@ def _prepare(model: Any, device: str) -> Any:
 
 def _from_dir(path: Path, name: str, kind: str, label: str, device: str, *,
               fingerprint: bool = True) -> LoadedModel:
+    """Load a Hugging Face directory. Whatever is wrong with its files (a truncated or
+    foreign weights file, a config that does not fit the weights, NaN or inf in them) is one
+    ModelError line naming it, never a traceback from deep inside transformers."""
     config = _read_config(path)
     try:
         family = family_of(config.get("model_type"))
@@ -419,6 +441,7 @@ def _from_dir(path: Path, name: str, kind: str, label: str, device: str, *,
     weights = [path / f for f in GPT2_WEIGHT_FILES if (path / f).is_file()]
     if not weights:
         raise ModelError(f"{path}: no weights ({' or '.join(GPT2_WEIGHT_FILES)})")
+    header = safetensors_header(weights[0]) if weights[0].suffix == ".safetensors" else None
     import torch
     from transformers.utils import logging as hf_logging
 
@@ -427,12 +450,19 @@ def _from_dir(path: Path, name: str, kind: str, label: str, device: str, *,
     else:
         from transformers import GPT2LMHeadModel as model_class
     hf_logging.disable_progress_bar()  # loading is quick; its bar would clutter every command
+    if header is not None:
+        _check_config_fits(path, model_class, header)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its load report would be a second, longer message
     try:
         model = model_class.from_pretrained(
             str(path), local_files_only=True, attn_implementation="eager", dtype=torch.float32
         )
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"{path}: could not load the model ({exc})".splitlines()[0]) from None
+    except Exception as exc:  # any failure here is the folder's, in a line
+        raise ModelError(f"{path}: could not load the model ({_gist(exc)})") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    _check_finite(path, model)
     tokenizer = _dir_tokenizer(path) if kind != "gpt2" else gpt2_tokenizer()
     return LoadedModel(
         name=name,
@@ -443,6 +473,77 @@ def _from_dir(path: Path, name: str, kind: str, label: str, device: str, *,
         fingerprint=f"{kind}:{file_digest(weights[0])}" if fingerprint else "",
         path=path,
     )
+
+
+def _gist(exc: BaseException) -> str:
+    """The line of an exception's message that says what is wrong (transformers puts it
+    last, under a heading line)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+MAX_HEADER = 100 * 2**20  # safetensors caps its JSON header at 100 MB
+
+
+def safetensors_header(path: Path) -> dict[str, Any]:
+    """The tensor table of a safetensors file (name -> dtype, shape, offsets), read without
+    its data; a file whose size does not match its header (truncated, padded, not
+    safetensors at all) is a ModelError saying so."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(8)
+            length = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if not 0 < length <= MAX_HEADER:
+                raise ModelError(f"{path}: not a safetensors file ({size:,} bytes, no header)")
+            if length > size - 8:
+                raise ModelError(f"{path}: {size:,} bytes, but its header alone is "
+                                 f"{length + 8:,} (truncated)")
+            table = json.loads(handle.read(length))
+    except OSError as exc:
+        raise ModelError(f"{path}: unreadable ({exc.strerror or exc})") from None
+    except ValueError:
+        raise ModelError(f"{path}: not a safetensors file (its header is not JSON)") from None
+    tensors = {k: v for k, v in table.items() if k != "__metadata__"} if isinstance(
+        table, dict) else {}
+    try:
+        end = max((int(v["data_offsets"][1]) for v in tensors.values()), default=0)
+    except (TypeError, KeyError, IndexError, ValueError):
+        raise ModelError(f"{path}: not a safetensors file (its header is damaged)") from None
+    if size != 8 + length + end:
+        raise ModelError(f"{path}: {size:,} bytes, but its header describes {8 + length + end:,}"
+                         f" ({'truncated' if size < 8 + length + end else 'extra bytes'})")
+    return tensors
+
+
+def _check_config_fits(path: Path, model_class: Any, header: dict[str, Any]) -> None:
+    """config.json must describe the tensors in the weights file: build the model's skeleton
+    on the meta device (no memory) from the config and compare shapes."""
+    import torch
+
+    try:
+        config = model_class.config_class.from_pretrained(str(path), local_files_only=True)
+        with torch.device("meta"):
+            skeleton = model_class(config)
+    except Exception as exc:  # a config transformers refuses, in one line
+        raise ModelError(f"{path}/config.json: {_gist(exc)}") from None
+    for tensor, param in skeleton.state_dict().items():
+        want = header.get(tensor, {}).get("shape")
+        if want is not None and list(want) != list(param.shape):
+            raise ModelError(f"{path}: config.json does not fit the weights: {tensor} is "
+                             f"{list(want)} in {GPT2_WEIGHT_FILES[0]}, {list(param.shape)} by "
+                             "config.json")
+
+
+def _check_finite(path: Path, model: Any) -> None:
+    """NaN or inf anywhere in the weights would make every metric NaN: refuse them at load."""
+    import torch
+
+    bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad:
+        more = f" and {len(bad) - 1} more tensor{'s' if len(bad) > 2 else ''}" if len(
+            bad) > 1 else ""
+        raise ModelError(f"{path}: the weights hold NaN or inf values ({bad[0]}{more})")
 
 
 def _random_gpt2(device: str) -> LoadedModel:
@@ -515,8 +616,9 @@ def file_digest(path: Path) -> str:
 # --------------------------------------------------------------------------- download
 
 
-def download_gpt2(*, timeout: float = 5.0) -> Path:
-    """Fetch GPT-2 small into the Hugging Face cache with a progress bar.
+def download_gpt2(*, timeout: float = 5.0, force: bool = False) -> Path:
+    """Fetch GPT-2 small into the Hugging Face cache with a progress bar (``force``: fetch
+    every file again, mending a damaged copy).
 
     A quick reachability check runs first so that an offline machine fails within seconds.
     """
@@ -533,6 +635,7 @@ def download_gpt2(*, timeout: float = 5.0) -> Path:
             allow_patterns=["config.json", "model.safetensors", "generation_config.json",
                             "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json"],
             etag_timeout=timeout,
+            force_download=force,
         )
     except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

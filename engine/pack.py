@@ -186,6 +186,7 @@ def _flag(doc: Any, key: str, default: bool, problems: list[Any], *, strict: boo
 def _read_meta(folder: Path, problems: list[Any]) -> tuple[Pack, list[str], Any]:
     """The pack's settings, its ``order`` list, and the pack.yaml Doc (None when absent or
     unreadable) for locating later problems."""
+    from engine.limits import MAX_TITLE, too_long
     from engine.puzzle_schema import Problem, did_you_mean
 
     pack = Pack(title=folder.name or str(folder), path=folder)
@@ -215,11 +216,14 @@ def _read_meta(folder: Path, problems: list[Any]) -> tuple[Pack, list[str], Any]
             problems.append(Problem(doc.path, line, col, f"unknown setting {key!r}"
                                     f"{did_you_mean(str(key), PACK_KEYS)}"))
     if "title" in data:
-        if isinstance(data["title"], str) and data["title"].strip():
-            pack.title = data["title"].strip()
+        title = data["title"].strip() if isinstance(data["title"], str) else ""
+        long = too_long(title, MAX_TITLE)
+        if title and not long:
+            pack.title = title
         else:
             line, col = doc.where(("title",))
-            problems.append(Problem(doc.path, line, col, "`title` must be a non-empty text"))
+            problems.append(Problem(doc.path, line, col, f"`title` {long}" if long else
+                                    "`title` must be a non-empty text"))
     pack.hints = _flag(doc, "hints", True, problems, strict=False)
     shown = _flag(doc, "solutions", True, problems, strict=False)
     hidden = _flag(doc, "solutions_hidden", False, problems, strict=True)
@@ -238,6 +242,12 @@ def _read_meta(folder: Path, problems: list[Any]) -> tuple[Pack, list[str], Any]
         raw = data["order"]
         if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
             order = list(raw)
+            for k, pid in enumerate(order):
+                if too_long(pid):
+                    line, col = doc.where(("order", k))
+                    problems.append(Problem(doc.path, line, col,
+                                            f"`order` entry {k + 1} {too_long(pid)}"))
+            order = [pid for pid in order if not too_long(pid)]
         else:
             line, col = doc.where(("order",))
             problems.append(Problem(doc.path, line, col, "`order` must be a list of puzzle "

@@ -38,3 +38,12 @@ def cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
+def open_lock(path: Path) -> int:
+    """Open (creating it if need be) a lock file for ``flock`` and return its descriptor.
+    Never through a symlink (``O_NOFOLLOW``: a link planted at the lock's name would make us
+    create or open a file wherever it points; raises ``OSError`` instead) and never blocking
+    on a FIFO there (``O_NONBLOCK``); callers check that it is a regular file."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    return os.open(path, flags, 0o644)

@@ -38,6 +38,7 @@ seed + 1) and never repeats a play prompt when the word lists allow. Prompt ``i`
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import LineupError, UsageError
+from engine.limits import too_long
 from engine.puzzle_schema import (
     BLOCKS,
     CARD_ALIASES,
@@ -178,6 +180,8 @@ def load_all(problems: list[Problem] | None = None) -> list[Puzzle]:
 def find_puzzle(id_or_path: str | Path) -> Puzzle:
     """A shipped puzzle by id, or any puzzle file by path."""
     text = str(id_or_path)
+    if looks_like_id(text) and too_long(text):  # never handed to the file system
+        raise UsageError(f"no puzzle has that id: it {too_long(text)}")
     path = Path(text).expanduser()
     if path.is_file():
         return load_puzzle(path)
@@ -192,6 +196,11 @@ def find_puzzle(id_or_path: str | Path) -> Puzzle:
         return load_puzzle(ids[text])
     raise UsageError(f"no puzzle called {text!r}{did_you_mean(text, ids)}; "
                      "`lineup list` shows them all")
+
+
+def looks_like_id(text: str) -> bool:
+    """An id rather than a path: no folder separator and no YAML suffix."""
+    return "/" not in text and os.sep not in text and not text.endswith((".yaml", ".yml"))
 
 
 def load_circuit(path: str | Path) -> Circuit:

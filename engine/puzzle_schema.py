@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from engine.limits import MAX_HINT, MAX_LABEL, MAX_NAME, MAX_TITLE, too_long
+
 if TYPE_CHECKING:
     from engine.puzzle import PromptSet
 
@@ -662,7 +664,9 @@ class _Reader:
             self.problem(at, f"{what or _label(at)} is missing {', '.join(missing)}")
         return value
 
-    def text(self, at: tuple, value: Any, *, what: str = "", empty_ok: bool = False) -> str | None:
+    def text(self, at: tuple, value: Any, *, what: str = "", empty_ok: bool = False,
+             limit: int | None = None) -> str | None:
+        """A text; with ``limit``, one of at most that many characters (``engine.limits``)."""
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = str(value)  # `title: 1984` is a title
         if not isinstance(value, str):
@@ -670,6 +674,9 @@ class _Reader:
             return None
         if not empty_ok and not value.strip():
             self.problem(at, f"{what or _label(at)} is empty")
+            return None
+        if limit is not None and (long := too_long(value, limit)):
+            self.problem(at, f"{what or _label(at)} {long}")
             return None
         return value
 
@@ -709,7 +716,7 @@ class _Reader:
         return value
 
     def name(self, at: tuple, value: Any, *, what: str = "") -> str | None:
-        text = self.text(at, value, what=what)
+        text = self.text(at, value, what=what, limit=MAX_NAME)
         if text is None:
             return None
         if not NAME_PATTERN.match(text):
@@ -717,6 +724,11 @@ class _Reader:
                              "letters, digits, _, + or -")
             return None
         return text
+
+
+def _cut(text: str, keep: int = 40) -> str:
+    """The start of a text too long to quote whole in a message."""
+    return text if len(text) <= keep else text[:keep] + "..."
 
 
 def _label(at: tuple) -> str:
@@ -841,12 +853,12 @@ def parse_puzzle(doc: Doc) -> tuple[Puzzle | None, list[Problem]]:
             broken.add(key)
         return value
 
-    pid = get("id", r.text)
+    pid = get("id", r.text, limit=MAX_NAME)
     if pid is not None and not ID_PATTERN.match(pid):
         r.problem(("id",), f"id {pid!r} must be lowercase words joined by '-', e.g. ioi-name-mover")
         broken.add("id")
-    title = get("title", r.text)
-    ladder = get("ladder", r.text)
+    title = get("title", r.text, limit=MAX_TITLE)
+    ladder = get("ladder", r.text, limit=MAX_NAME)
     if ladder is not None and ladder not in LADDERS:
         r.problem(("ladder",), f"unknown ladder {ladder!r}{did_you_mean(ladder, LADDERS)}; "
                                f"use one of {one_of(LADDERS)}")
@@ -898,6 +910,10 @@ def _parse_prompts(at: tuple, value: Any, r: _Reader) -> PromptSpec | None:
         lists = word_lists()
         for name, source in fm.items():
             where = (*at, "fill", name)
+            if too_long(name):
+                r.problem(where, f"fill name {_cut(name)!r} {too_long(name)}", key=True)
+                ok = False
+                continue
             if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", name):
                 r.problem(where, f"fill name {name!r} must be a letter then letters, digits or _",
                           key=True)
@@ -957,12 +973,13 @@ def _parse_roles(at: tuple, value: Any, r: _Reader) -> dict[str, RoleSpec] | Non
     roles: dict[str, RoleSpec] = {}
     ok = True
     for name, sel in m.items():
-        if not NAME_PATTERN.match(name):
-            r.problem((*at, name), f"role name {name!r} must be a letter, then letters, digits, "
-                                   "_, + or -", key=True)
+        if (long := too_long(name, MAX_LABEL)) or not NAME_PATTERN.match(name):
+            r.problem((*at, name), f"role name {_cut(name)!r} {long}" if long else
+                      f"role name {name!r} must be a letter, then letters, digits, _, + or -",
+                      key=True)
             ok = False
             continue
-        text = r.text((*at, name), sel, what=f"role {name}")
+        text = r.text((*at, name), sel, what=f"role {name}", limit=MAX_NAME)
         if text is None:
             ok = False
             continue
@@ -1011,7 +1028,7 @@ def _parse_corrupt(at: tuple, value: Any, r: _Reader) -> Corruption | None:
         return None
     out = []
     for i, item in enumerate(items):
-        text = r.text((*at, "resample", i), item, what="a resample item")
+        text = r.text((*at, "resample", i), item, what="a resample item", limit=MAX_NAME)
         if text is None:
             return None
         out.append(text.strip())
@@ -1028,7 +1045,7 @@ def _parse_cards(at: tuple, value: Any, r: _Reader) -> list[str] | None:
     out: list[str] = []
     ok = True
     for i, item in enumerate(items):
-        text = r.text((*at, i), item, what="a card")
+        text = r.text((*at, i), item, what="a card", limit=MAX_NAME)
         if text is None:
             ok = False
             continue
@@ -1051,7 +1068,7 @@ def _parse_hints(at: tuple, value: Any, r: _Reader) -> list[str] | None:
         return None
     out = []
     for i, item in enumerate(items):
-        text = r.text((*at, i), item, what=f"hint {i + 1}")
+        text = r.text((*at, i), item, what=f"hint {i + 1}", limit=MAX_HINT)
         if text is None:
             return None
         out.append(text.strip())
@@ -1086,7 +1103,7 @@ def parse_question(at: tuple, value: Any, r: _Reader) -> Question | None:
         return None
     rnd = r.name((*at, "round"), m["round"], what="round")
     asker = r.name((*at, "asker"), m["asker"], what="asker")
-    card = r.text((*at, "card"), m["card"], what="card")
+    card = r.text((*at, "card"), m["card"], what="card", limit=MAX_NAME)
     responder = r.name((*at, "responder"), m["responder"], what="responder") \
         if m.get("responder") is not None else None
     if None in (rnd, asker, card) or ("responder" in m and m["responder"] is not None
@@ -1133,9 +1150,10 @@ def _parse_block(at: tuple, name: str, value: Any, r: _Reader, top_given: list[Q
     else:
         for rname, span in rm.items():
             where = (*at, "rounds", rname)
-            if not NAME_PATTERN.match(rname):
-                r.problem(where, f"round name {rname!r} must be a letter, then letters, digits, "
-                                 "_, + or -", key=True)
+            if (long := too_long(rname, MAX_LABEL)) or not NAME_PATTERN.match(rname):
+                r.problem(where, f"round name {_cut(rname)!r} {long}" if long else
+                          f"round name {rname!r} must be a letter, then letters, digits, _, + "
+                          "or -", key=True)
                 ok = False
                 continue
             if isinstance(span, int) and not isinstance(span, bool):
@@ -1234,8 +1252,9 @@ def parse_circuit(doc: Doc) -> tuple[Circuit | None, list[Problem]]:
     top = r.mapping((), doc.data, CIRCUIT_KEYS, ["puzzle", "questions"], what="a circuit file")
     if top is None or "puzzle" not in top or "questions" not in top:
         return None, doc.problems
-    puzzle = r.text(("puzzle",), top["puzzle"], what="`puzzle`")
-    model = r.text(("model",), top["model"], what="`model`") if top.get("model") else None
+    puzzle = r.text(("puzzle",), top["puzzle"], what="`puzzle`", limit=MAX_NAME)
+    model = r.text(("model",), top["model"], what="`model`", limit=MAX_NAME) \
+        if top.get("model") else None
     questions = _parse_questions(("questions",), top["questions"], r, empty_ok=True)
     if puzzle is None or questions is None or (top.get("model") and model is None):
         return None, doc.problems

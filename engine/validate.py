@@ -470,19 +470,48 @@ def tokenizer_for(info: ModelInfo) -> Any:
 
 
 def _fits(tokenizer: Any, label: str, template: Template, base: list[str], fill: str,
-          word: str) -> bool:
-    """Is ``word`` one token at every occurrence of ``fill`` in ``template`` (other fills from
-    ``base``)? Cached per model (``label``) and tokenizer object."""
+          word: str) -> str:
+    """How ``word`` reads at every occurrence of ``fill`` in ``template`` (other fills from
+    ``base``): ``"one"`` token, ``"split"`` into several, or ``"unknown"`` (one token, but
+    the tokenizer's unknown one, e.g. ``[UNK]`` for a word outside the toy's vocabulary).
+    Cached per model (``label``) and tokenizer object."""
     key = (label, id(tokenizer), template.text, tuple(base), fill, word)
     if key not in _WORD_CACHE:
         words = [word if f == fill else w for f, w in zip(template.occurrences, base, strict=True)]
         text, spans = template.render(words)
         mine = [span for f, span in zip(template.occurrences, spans, strict=True) if f == fill]
-        _, positions = locate(tokenizer, text, mine)
-        _WORD_CACHE[key] = all(p is not None for p in positions)
+        ids, positions = locate(tokenizer, text, mine)
+        unk = _unknown_id(tokenizer)
+        if any(p is None for p in positions):
+            _WORD_CACHE[key] = "split"
+        elif unk is not None and any(ids[p] == unk for p in positions if p is not None):
+            _WORD_CACHE[key] = "unknown"
+        else:
+            _WORD_CACHE[key] = "one"
         if len(_WORD_CACHE) > 200_000:
             _WORD_CACHE.clear()
     return _WORD_CACHE[key]
+
+
+def _unknown_id(tokenizer: Any) -> int | None:
+    """The id of the tokenizer's unknown token, also when only its backend knows it (a
+    ``tokenizer.json`` read without its config, as the toys are)."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None:
+        model = getattr(getattr(tokenizer, "backend_tokenizer", None), "model", None)
+        name = getattr(model, "unk_token", None)
+        if isinstance(name, str) and name:
+            unk = tokenizer.convert_tokens_to_ids(name)
+    return unk if isinstance(unk, int) else None
+
+
+def _unknown_name(tokenizer: Any) -> str:
+    unk = _unknown_id(tokenizer)
+    return str(tokenizer.convert_ids_to_tokens(unk)) if unk is not None else "the unknown token"
+
+
+def _some(words: list[str]) -> str:
+    return ", ".join(repr(w) for w in words[:8]) + (" ..." if len(words) > 8 else "")
 
 
 def _base_fills(puzzle: Puzzle) -> dict[str, str] | None:
@@ -520,12 +549,18 @@ def check_tokens(puzzle: Puzzle, doc: Doc | None, tokenizer: Any, label: str,
         for fill, source in puzzle.prompts.fill.items():
             if fill not in t.occurrences:
                 continue
-            bad = [w for w in source.words if not _fits(tokenizer, label, t, base, fill, w)]
+            read = {w: _fits(tokenizer, label, t, base, fill, w) for w in source.words}
+            bad = [w for w, how in read.items() if how == "split"]
+            unknown = [w for w, how in read.items() if how == "unknown"]
             if bad:
-                shown = ", ".join(repr(w) for w in bad[:8]) + (" ..." if len(bad) > 8 else "")
                 out.add(("prompts", "fill", fill),
                         f"fill {fill!r} ({source.list}): {len(bad)} word(s) are not one {label} "
-                        f"token in template {i + 1}: {shown}")
+                        f"token in template {i + 1}: {_some(bad)}")
+            if unknown:
+                out.add(("prompts", "fill", fill),
+                        f"fill {fill!r} ({source.list}): {len(unknown)} word(s) are not in "
+                        f"the {label} vocabulary (each would read as "
+                        f"{_unknown_name(tokenizer)}): {_some(unknown)}")
     if n_positions is not None and lengths and max(lengths) > n_positions:
         out.add(("prompts", "templates"), f"prompts are {max(lengths)} {label} tokens long, "
                                           f"but the model reads at most {n_positions}")

@@ -19,19 +19,34 @@ from textual.app import App
 from textual.binding import Binding
 from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider
 from textual.css.query import NoMatches
+from textual.message import Message
 from textual.widget import Widget
+from textual.widgets import Button, Input, OptionList
 from textual.worker import Worker, WorkerState
 
 from engine.pack import Pack  # noqa: F401 - the engine reads packs; the game shows them
 from game.background import in_daemon_thread
 from game.format import unlock_short, unlock_text, visible
+from game.lifecycle import Guarded
 from game.progress import Progress
 
 
-class SafePalette(CommandPalette):
-    """Textual's command palette, except that a search still running when the palette closes
-    (keys typed fast, then esc) ends quietly instead of crashing the game on its vanished
-    list (``NoMatches: CommandList``)."""
+class SafePalette(Guarded, CommandPalette):
+    """Textual's command palette, except that it closes once (``Guarded.dismiss``: ``enter
+    enter`` typed fast ran the command twice and popped the screen beneath), a choice queued
+    before it closed is dropped, and a search still running when the
+    palette closes (keys typed fast, then esc) ends quietly instead of crashing the game on
+    its vanished list (``NoMatches: CommandList``)."""
+
+    @on(Input.Submitted)
+    @on(Button.Pressed)
+    @on(OptionList.OptionSelected)
+    def _after_closing(self, event: Message) -> None:
+        """A choice that was queued before the palette closed: stop it here, before the
+        palette's own handlers (``prevent_default`` skips the base classes) run it again."""
+        if self.leaving:
+            event.stop()
+            event.prevent_default()
 
     @work(exclusive=True, group=CommandPalette._GATHER_COMMANDS_GROUP)
     async def _gather_commands(self, search_value: str) -> None:
@@ -95,6 +110,7 @@ class LineupApp(App[int]):
         self.start_circuit = circuit
         self.pack, self.puzzles = load_pack(pack)
         self.progress = Progress.load(legacy_model=self.engine.block or "toy")
+        self.quitting = False
 
     # ------------------------------------------------------------------ screens
     def on_mount(self) -> None:
@@ -134,8 +150,24 @@ class LineupApp(App[int]):
             self.model_loaded_after = time.time() - self.first_frame_at
 
     def action_command_palette(self) -> None:
+        """Open the palette. Without Textual's fixed id: a palette closed a moment ago may
+        not be removed yet, and a second one with its id crashed (``DuplicateIds``)."""
         if self.use_command_palette and not CommandPalette.is_open(self):
-            self.push_screen(SafePalette(id="--command-palette"))
+            self.push_screen(SafePalette())
+
+    def exit(self, result: int | None = None, return_code: int = 0,
+             message: Any = None) -> None:
+        """Quit. From here on the game takes no more input (``on_event``)."""
+        self.quitting = True
+        super().exit(result, return_code, message)
+
+    async def on_event(self, event: events.Event) -> None:
+        """Keys (and clicks) that arrive once the game is quitting are dropped: they would
+        act on screens pushed after ``q`` (``q enter a`` typed together), which Textual never
+        fills in while the app exits."""
+        if self.quitting and isinstance(event, events.InputEvent):
+            return
+        await super().on_event(event)
 
     def on_key(self, event: events.Key) -> None:
         """A key that reached the App unused while a text dialog is on top was typed before

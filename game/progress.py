@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.limits import usable_name
 from engine.pack import FileTooLarge, NotRegularFile, read_regular
 
 VERSION = 2
@@ -50,7 +51,6 @@ MAX_STARS = 3
 FILE_NAME = "progress.json"
 LEGACY_MODEL = "toy"
 MAX_BYTES = 8 * 1024 * 1024  # a save of every puzzle on every model is a few kilobytes
-MAX_TEXT = 200  # longest id, model key, round, person or card name kept
 MAX_QUESTIONS = 200  # per circuit
 LOCK_WAIT_S = 5.0
 STALE_TMP_S = 60.0
@@ -158,10 +158,12 @@ def _locked(path: Path, wait_s: float | None = None) -> Iterator[bool]:
     except ImportError:  # not POSIX
         yield True
         return
+    from engine.paths import open_lock
+
     lock = path.with_name(path.name + ".lock")
     try:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | getattr(os, "O_NONBLOCK", 0), 0o644)
-    except OSError:
+        fd = open_lock(lock)
+    except OSError:  # unwritable, or a symlink (never followed): merging alone protects
         yield True
         return
     try:
@@ -207,10 +209,9 @@ class Entry:
 
 
 def _text(value: Any) -> str | None:
-    """A usable name: a non-empty string of at most MAX_TEXT characters."""
-    if isinstance(value, str) and 0 < len(value) <= MAX_TEXT:
-        return value
-    return None
+    """A usable name: a non-empty string within ``engine.limits.MAX_NAME``, the limit every
+    puzzle id and name is read with, so whatever validates is kept."""
+    return usable_name(value)
 
 
 def read_question(raw: Any) -> tuple[dict[str, str] | None, list[str]]:

@@ -108,11 +108,11 @@ def test_doctor_reports_each_check():
     assert result.returncode == (0 if payload["ok"] else 1)
 
 
-def test_download_offline_fails_fast_with_exit_1():
+def test_download_offline_fails_fast_with_exit_2():
     env = {**os.environ, "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}
     result = subprocess.run([sys.executable, "-m", "game", "download", "gpt2"],
                             capture_output=True, text=True, timeout=60, env=env)
-    assert result.returncode == 1
+    assert result.returncode == 2  # an error, as `lineup --help` says (not a "no": 1)
     assert "cannot reach" in result.stderr and not result.stdout
 
 

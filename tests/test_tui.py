@@ -1227,6 +1227,34 @@ def test_no_screen_imports_another_and_no_widget_imports_the_judge() -> None:
                     and not name.startswith("game.screens"), f"{path.name} imports {name}"
 
 
+def test_every_screen_starts_and_leaves_through_the_guard() -> None:
+    """``game.lifecycle``: Textual runs the ``on_mount`` of every class in the MRO, even when
+    the screen's widgets were never mounted (the app quitting, the screen already popped), so
+    no screen of the game defines its own; each inherits ``Guarded`` (``set_up``, and a
+    ``dismiss`` that closes once and only while on top)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from textual.screen import Screen
+
+    import game.screens
+    import game.widgets
+    from game.lifecycle import Guarded
+
+    modules = [importlib.import_module("game.app")] + [
+        importlib.import_module(f"{pkg.__name__}.{m.name}")
+        for pkg in (game.screens, game.widgets) for m in pkgutil.iter_modules(pkg.__path__)]
+    screens = {c for mod in modules for _, c in inspect.getmembers(mod, inspect.isclass)
+               if issubclass(c, Screen) and c.__module__.startswith("game.")}
+    assert len(screens) >= 10
+    for cls in screens:
+        assert issubclass(cls, Guarded), cls
+        for klass in cls.__mro__:
+            if klass.__module__.startswith("game.") and klass is not Guarded:
+                assert not {"on_mount", "on_screen_resume", "dismiss"} & set(vars(klass)), klass
+
+
 async def test_verdict_explains_numbers_out_of_range() -> None:
     from game.screens.check import render_verdict
 

@@ -43,9 +43,12 @@ def find_puzzle_safe(ref: str) -> Any:
     import stat
 
     from engine.errors import UsageError
+    from engine.limits import too_long
     from engine.pack import kind_of
-    from engine.puzzle import find_puzzle
+    from engine.puzzle import find_puzzle, looks_like_id
 
+    if looks_like_id(ref) and too_long(ref):  # an id that long is no file name: no stat
+        return find_puzzle(ref)
     path = Path(ref).expanduser()
     try:
         st = os.stat(path)

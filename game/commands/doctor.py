@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="check the installation and suggest fixes",
         description="Check packages, the bundled tokenizer and toy models, the data and cache "
         "folders, the size of the judge's run cache, whether real GPT-2 is cached and SmolLM2 "
-        "converted, and which model plays by default; print what to do about each problem. "
+        "converted (each of its files against the size and sha256 the conversion recorded), "
+        "and which model plays by default; print what to do about each problem. "
         "Exits 1 if something needed is broken (a missing GPT-2 or SmolLM2 alone is not a "
         "problem). Never touches the network.",
     )
@@ -92,22 +93,41 @@ def _gpt2() -> list[Check]:
 
 
 def _smollm2() -> list[Check]:
-    """SmolLM2 is optional like GPT-2: absent is fine, but a broken conversion is reported."""
+    """SmolLM2 is optional like GPT-2: absent is fine, but a broken conversion is reported,
+    with what is wrong and how to mend it. Every file is compared with the size and sha256
+    the conversion recorded; a conversion made before they were recorded gets what can be
+    checked without them (the files, config.json's shape, the weights file's header)."""
     from engine import smollm2
+    from engine.errors import ModelError
+    from engine.models import safetensors_header
 
     found = smollm2.converted_dir()
     if found is None:
-        partial = smollm2.target_dir()
-        if partial.is_dir() and any(partial.iterdir()):
-            return [("SmolLM2-135M", False, f"{partial} is not a finished conversion: remove "
-                     "it and run lineup download smollm2")]
+        damaged = smollm2.damaged_dir()
+        if damaged is not None:
+            return [("SmolLM2-135M", False, f"{damaged[0]} is damaged: {damaged[1]}; "
+                     f"{smollm2.MEND_HINT}")]
         return [("SmolLM2-135M", True, f"not converted (optional): {smollm2.DOWNLOAD_HINT}; "
-                 f"it would go to {partial}")]
+                 f"it would go to {smollm2.target_dir()}")]
     card = smollm2.source_card(found)
-    ok = card.get("gguf_sha256") == smollm2.GGUF_SHA256
-    detail = f"converted in {found}" if ok else (
-        f"{found} records an unexpected source: remove it and run lineup download smollm2")
-    return [("SmolLM2-135M", ok, detail)]
+    if card.get("gguf_sha256") != smollm2.GGUF_SHA256:
+        return [("SmolLM2-135M", False, f"{found} records an unexpected source; "
+                 f"{smollm2.MEND_HINT}")]
+    problem = smollm2.damage(found, hashes=True)
+    recorded = smollm2.recorded_files(found) is not None
+    if problem is None and not recorded:
+        try:
+            safetensors_header(found / "model.safetensors")
+        except ModelError as exc:
+            problem = str(exc).removeprefix(f"{found}/")
+    if problem is not None:
+        return [("SmolLM2-135M", False, f"{found} is damaged: {problem}; {smollm2.MEND_HINT}")]
+    if not recorded:
+        return [("SmolLM2-135M", True, f"converted in {found}; this conversion predates "
+                 "recorded sizes and hashes, so only its files, config and weights header "
+                 f"were checked (`lineup download smollm2 --force` records them)")]
+    return [("SmolLM2-135M", True, f"converted in {found}, every file as the conversion "
+             "wrote it (sizes and sha256)")]
 
 
 def _default() -> list[Check]:

@@ -61,8 +61,12 @@ def _circuit_or_puzzle(ref: str) -> tuple[str | None, str | None]:
     """(circuit file, None) when ``ref`` is a saved circuit file, else (None, ref). A path that
     is not a regular file is refused here, before anything could block reading it."""
     from engine.errors import UsageError
+    from engine.limits import too_long
     from engine.pack import kind_of, read_doc
+    from engine.puzzle import looks_like_id
 
+    if looks_like_id(ref) and too_long(ref):  # the game says there is no such puzzle
+        return None, ref
     path = Path(ref).expanduser()
     try:
         st = os.stat(path)

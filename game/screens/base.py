@@ -8,9 +8,10 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Static
 from textual.worker import Worker, get_current_worker
+
+from game.lifecycle import GameScreen
 
 HEAD_KEYS = [
     Binding("left_square_bracket", "layer(-1)", "Layer -"),
@@ -33,12 +34,12 @@ class ReportsWorkerFailures:
             handler(event)
 
 
-class ToolScreen(ReportsWorkerFailures, Screen[None]):
+class ToolScreen(ReportsWorkerFailures, GameScreen[None]):
     """A tool view: a title, a note, one or more tables, a footer. Engine calls run in daemon
     threads awaited by exclusive async workers (``game.background``), so a newer request
     cancels an older one and quitting never waits for a model."""
 
-    BINDINGS: ClassVar = [Binding("escape", "app.pop_screen", "Back")]
+    BINDINGS: ClassVar = [Binding("escape", "leave_screen", "Back")]
 
     class Loaded(Message):
         def __init__(self, result: Any) -> None:

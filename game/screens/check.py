@@ -14,7 +14,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, ProgressBar, Static
 from textual.worker import get_current_worker
 
@@ -32,6 +31,7 @@ from game.format import (
     visible,
     why_not,
 )
+from game.lifecycle import GameScreen
 from game.screens.base import ReportsWorkerFailures
 
 QUIET_S = 1.0
@@ -39,7 +39,7 @@ QUIET_S = 1.0
 indeterminate bar with the stage name) instead of sitting still at the last fraction."""
 
 
-class CheckScreen(ReportsWorkerFailures, Screen[Any]):
+class CheckScreen(ReportsWorkerFailures, GameScreen[Any]):
     """Dismisses with the judge's report (or None when cancelled or failed)."""
 
     BINDINGS: ClassVar = [
@@ -81,7 +81,7 @@ class CheckScreen(ReportsWorkerFailures, Screen[Any]):
             yield Static(id="verdict-body")
         yield Footer()
 
-    def on_mount(self) -> None:
+    def set_up(self) -> None:
         self.query_one("#verdict").display = False
         self.set_interval(0.5, self.tick)
         self.run_judge()
@@ -153,7 +153,7 @@ class CheckScreen(ReportsWorkerFailures, Screen[Any]):
         screen is on top, say so here and wait for esc)."""
         if self.report is not None:
             return
-        if self.is_current:
+        if self.is_top:
             self.dismiss(None)
         else:
             self.query_one("#stage", Static).update(Text(f"The check failed: {error}"))
@@ -161,11 +161,11 @@ class CheckScreen(ReportsWorkerFailures, Screen[Any]):
     def action_back(self) -> None:
         """Enter: back to the puzzle once there is a verdict; while the judge runs, nothing
         (only esc cancels, as the screen says)."""
-        if self.report is not None and self.is_current:
+        if self.report is not None and self.is_top:
             self.dismiss(self.report)
 
     def action_leave(self) -> None:
-        if not self.is_current:
+        if not self.is_top:
             return
         if self.report is None:
             self.workers.cancel_group(self, "judge")

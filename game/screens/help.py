@@ -7,8 +7,9 @@ from typing import ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.screen import ModalScreen
 from textual.widgets import Markdown
+
+from game.lifecycle import GameModal
 
 HELP = """\
 # How to play
@@ -49,7 +50,7 @@ The judge checks it against the model's real attention and patching results.
 """
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(GameModal[None]):
     BINDINGS: ClassVar = [Binding("escape,q,question_mark", "dismiss(None)", "Close")]
 
     def compose(self) -> ComposeResult:

@@ -9,13 +9,13 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from game.format import visible_block
+from game.lifecycle import GameModal
 
 
-class HintScreen(ModalScreen[None]):
+class HintScreen(GameModal[None]):
     BINDINGS: ClassVar = [
         Binding("h,enter", "next", "Next / decode"),
         Binding("r", "solution", "Reveal solution"),
@@ -35,7 +35,7 @@ class HintScreen(ModalScreen[None]):
             yield Static(id="hint-body")
             yield Static(id="hint-keys", classes="dialog-keys")
 
-    def on_mount(self) -> None:
+    def set_up(self) -> None:
         app: Any = self.app
         if app.pack.hints and self.state["shown"] == 0 and self.puzzle.hints:
             self.action_next()

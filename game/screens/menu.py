@@ -10,16 +10,16 @@ from typing import Any, ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
 from engine.puzzle_schema import LADDER_TITLES
 from game.format import stars_text, visible
+from game.lifecycle import GameScreen
 from game.widgets.dialogs import AskText
 
 
-class MenuScreen(Screen[None]):
+class MenuScreen(GameScreen[None]):
     BINDINGS: ClassVar = [
         Binding("enter", "open", "Play", show=True),
         Binding("o", "open_file", "Open circuit file"),
@@ -39,11 +39,11 @@ class MenuScreen(Screen[None]):
         yield Static("", id="menu-total")
         yield Footer()
 
-    def on_mount(self) -> None:
+    def set_up(self) -> None:
         self.refresh_list()
         self.query_one(OptionList).focus()
 
-    def on_screen_resume(self) -> None:
+    def resumed(self) -> None:
         self.refresh_list()
 
     def puzzle_at(self, option_id: str | None) -> Any:

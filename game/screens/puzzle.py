@@ -14,11 +14,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.reactive import var
-from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from engine.limits import circuit_file_name
 from game.format import people, rounds_text, stars_text, verdict_mark, visible, visible_block
+from game.lifecycle import GameScreen
 from game.views import LineView, key_of, line_of, role_line, saved_questions
 from game.widgets.dialogs import AskText, Step, StepDialog
 from game.widgets.people import Arrow, PeopleLine
@@ -47,7 +48,7 @@ class QuestionList(OptionList):
             self.highlighted += 1
 
 
-class PuzzleScreen(Screen[None]):
+class PuzzleScreen(GameScreen[None]):
     BINDINGS: ClassVar = [
         Binding("a", "add", "Add question"),
         Binding("m", "move", "Move"),
@@ -105,7 +106,7 @@ class PuzzleScreen(Screen[None]):
                 yield Static(id="cards")
         yield Footer()
 
-    def on_mount(self) -> None:
+    def set_up(self) -> None:
         app: Any = self.app
         p = self.puzzle
         self.block = p.models[app.engine.block]
@@ -377,7 +378,7 @@ class PuzzleScreen(Screen[None]):
         self.technical = not self.technical
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        self.dismiss(None)
 
     # ------------------------------------------------------------------ checking
     def action_check(self) -> None:
@@ -395,7 +396,8 @@ class PuzzleScreen(Screen[None]):
         app.open_hints(self.puzzle, self.hint_state, self.block)
 
     def action_export(self) -> None:
-        self.app.push_screen(AskText("Save the circuit as", value=f"{self.puzzle.id}.yaml"),
+        self.app.push_screen(AskText("Save the circuit as",
+                                     value=circuit_file_name(self.puzzle.id)),
                              callback=self.export_to)
 
     def export_to(self, path: str | None) -> None:

@@ -21,7 +21,7 @@ EXAMPLE = "When Mary and John went to the store, John gave a drink to"
 
 
 class SandboxScreen(ToolScreen):
-    BINDINGS: ClassVar = [Binding("escape", "app.pop_screen", "Back"), *HEAD_KEYS]
+    BINDINGS: ClassVar = [Binding("escape", "leave_screen", "Back"), *HEAD_KEYS]
 
     def __init__(self, text: str = "") -> None:
         super().__init__()
@@ -49,7 +49,7 @@ class SandboxScreen(ToolScreen):
             yield DataTable(id="attention", cursor_type="cell")
         yield Footer()
 
-    def on_mount(self) -> None:
+    def set_up(self) -> None:
         self.query_one(Input).focus()
         if self.text:
             self.run_text(self.text)

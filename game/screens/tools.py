@@ -54,7 +54,7 @@ class AttentionScreen(ToolScreen):
         yield ranking
         yield Footer()
 
-    def on_mount(self) -> None:
+    def set_up(self) -> None:
         self.load()
 
     def action_find(self) -> None:
@@ -148,7 +148,7 @@ class LensScreen(ToolScreen):
         yield DataTable(id="lens", cursor_type="cell")
         yield Footer()
 
-    def on_mount(self) -> None:
+    def set_up(self) -> None:
         self.load()
 
     @work(exclusive=True, exit_on_error=False, group="lens", description="Logit lens")
@@ -188,7 +188,7 @@ class SwapScreen(ToolScreen):
         yield DataTable(id="swap-heads", cursor_type="cell")
         yield Footer()
 
-    def on_mount(self) -> None:
+    def set_up(self) -> None:
         self.load()
 
     @work(exclusive=True, exit_on_error=False, group="swap", description="Swapping people")
@@ -201,7 +201,7 @@ class SwapScreen(ToolScreen):
 
     def action_cancel(self) -> None:
         self.workers.cancel_group(self, "swap")
-        self.app.pop_screen()
+        self.dismiss(None)
 
     @on(ToolScreen.Loaded)
     def show(self, event: ToolScreen.Loaded) -> None:

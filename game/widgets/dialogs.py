@@ -11,7 +11,7 @@ dialog, and the App then matches it against the bindings of whatever screen is o
 - one dialog walks through all the steps of a choice (round, asker, card, responder), so no
   key falls between two dialogs;
 - a dialog closes once: a second answer, or an answer after it was closed, is ignored instead
-  of popping some other screen (``ScreenStackError: Can't pop screen``);
+  of popping some other screen (``ScreenStackError: Can't pop screen``; ``game.lifecycle``);
 - the text dialog takes characters the App hands it (``take_key``) before its input exists.
 
 Every label is shown as text (``rich.text.Text``), never parsed as markup.
@@ -27,11 +27,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from game.format import visible
+from game.lifecycle import GameModal
 
 DIGITS = [Binding(str(k), f"number({k - 1})", str(k), show=False) for k in range(1, 10)]
 
@@ -60,7 +60,7 @@ class ChoiceList(OptionList):
     can_focus = False
 
 
-class StepDialog(ModalScreen[Any]):
+class StepDialog(GameModal[Any]):
     """Choose in steps. ``next_step(answers)`` gives the next ``Step`` (or None when every
     answer is in, and the dialog closes with the answers). The result is the dict of answers,
     or None when cancelled. ``intro`` is a line of text above the steps (e.g. which question
@@ -84,10 +84,9 @@ class StepDialog(ModalScreen[Any]):
         self.intro = intro
         self.answers: dict[str, str] = {}
         self.history: list[str] = []  # keys answered, in order (for backspace)
-        self.closed = False
         self.step: Step | None = next_step({})
         self.highlight = self._start_highlight()
-        self.drawn = False  # set once the widgets exist (``on_mount``)
+        self.drawn = False  # set once the widgets exist (``set_up``)
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
@@ -100,7 +99,7 @@ class StepDialog(ModalScreen[Any]):
             yield Static(Text("↑↓ choose · enter pick · 1-9 pick by number · backspace back · "
                               "esc cancel"), classes="dialog-keys")
 
-    def on_mount(self) -> None:
+    def set_up(self) -> None:
         self.drawn = True
         self.show_step()
 
@@ -161,7 +160,7 @@ class StepDialog(ModalScreen[Any]):
             self.highlight = event.option_index
 
     def action_back(self) -> None:
-        if self.closed or not self.history:
+        if self.leaving or not self.history:
             return
         self.answers.pop(self.history.pop(), None)
         self.step = self.next_step(dict(self.answers))
@@ -173,7 +172,7 @@ class StepDialog(ModalScreen[Any]):
 
     # ------------------------------------------------------------------ answers
     def answer(self, value: str) -> None:
-        if self.closed or self.step is None:
+        if self.leaving or self.step is None:
             return
         self.answers[self.step.key] = value
         self.history.append(self.step.key)
@@ -189,13 +188,7 @@ class StepDialog(ModalScreen[Any]):
         return dict(self.answers)
 
     def close(self, result: Any) -> None:
-        """Close once, and only while this dialog is the top screen (``dismiss`` pops whatever
-        is on top)."""
-        if self.closed:
-            return
-        if self.app.screen is not self:
-            return
-        self.closed = True
+        """Close with ``result`` (``dismiss`` closes once, and only while on top)."""
         self.dismiss(result)
 
 
@@ -211,7 +204,7 @@ class Pick(StepDialog):
         return self.answers.get("value")
 
 
-class AskText(ModalScreen[str | None]):
+class AskText(GameModal[str | None]):
     """One line of text; enter accepts, escape cancels. Characters typed before the input
     exists are handed over by the App (``take_key``) and kept."""
 
@@ -225,7 +218,6 @@ class AskText(ModalScreen[str | None]):
         self.title_text = title
         self.placeholder = placeholder
         self.value = value
-        self.closed = False
         self.drawn = False
 
     def compose(self) -> ComposeResult:
@@ -234,7 +226,7 @@ class AskText(ModalScreen[str | None]):
             yield Input(value=self.value, placeholder=self.placeholder)
             yield Static(Text("enter accept · esc cancel"), classes="dialog-keys")
 
-    def on_mount(self) -> None:
+    def set_up(self) -> None:
         field_ = self.query_one(Input)
         field_.value = self.value
         field_.cursor_position = len(self.value)
@@ -244,7 +236,7 @@ class AskText(ModalScreen[str | None]):
     def take_key(self, character: str | None, key: str) -> bool:
         """A key that reached the App while this dialog was on top (typed before its input
         had focus): type it in. True when it was used."""
-        if self.closed:
+        if self.leaving:
             return False
         field_ = self.query_one(Input) if self.drawn else None
         if key == "backspace" and field_ is None:  # once drawn, the input's binding does it
@@ -272,7 +264,4 @@ class AskText(ModalScreen[str | None]):
         self.close(None)
 
     def close(self, result: str | None) -> None:
-        if self.closed or self.app.screen is not self:
-            return
-        self.closed = True
         self.dismiss(result)
