@@ -105,7 +105,7 @@ def test_keys_typed_while_screens_change(puzzle, keys, lineup_home, capsys) -> N
     """Each race of keys typed together: all at once, then one by one with no time and with
     a millisecond between them (whether a key lands before, during or after a screen change
     depends on that): no crash, the menu stays, a clean exit."""
-    from game.engine_bridge import FakeEngine
+    from tests.fake_engine import FakeEngine
 
     for attempt, gap in enumerate([None, 0.0, 0.001]):
         app = LineupApp(engine=FakeEngine(), puzzle=puzzle)
