@@ -130,7 +130,7 @@ def test_silence_is_the_judges_mean_ablation_one_head_at_a_time():
     """Each cell equals the judge's runner with that one head ablated over its means (the
     corrupted run's, per template and position): the same definition, not a copy."""
     from engine.interventions import Edit, run_edits
-    from engine.judge import _load_split
+    from engine.judge.runs import _load_split
     from engine.models import load_model
     from engine.puzzle import find_puzzle
     from game.engine_bridge import first_prompts
