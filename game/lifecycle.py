@@ -15,6 +15,11 @@ screen is on top, so a second close from keys queued before the first one took e
 (``enter enter`` in the command palette, ``esc esc``) popped the screen beneath, down to
 Textual's blank default screen. Every screen leaves through ``dismiss``, which closes once and
 only while that screen is on top.
+
+Keys have the same problem in between: a key queued before the screen's ``set_up`` ran (``a``
+typed while the puzzle screen is being pushed) reached an action that reads what ``set_up``
+fills in. ``check_action`` therefore refuses every action of the screen until ``set_up`` has
+run, except the ways out (``EARLY_ACTIONS``), which only dismiss.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class Guarded:
 
     set_up_done = False
     leaving = False
+    # Actions that only close the screen: safe before ``set_up`` (``x esc`` typed together).
+    EARLY_ACTIONS = frozenset({"leave_screen", "back", "cancel", "leave", "dismiss"})
 
     @property
     def live(self) -> bool:
@@ -58,6 +65,15 @@ class Guarded:
         if self.live:
             self.set_up_done = True
             self.set_up()
+            screen: Any = self
+            screen.refresh_bindings()  # the footer shows the actions now allowed
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Textual asks this before running a key's action: none but a way out until
+        ``set_up`` has filled the screen in."""
+        if not self.set_up_done and action not in self.EARLY_ACTIONS:
+            return False
+        return super().check_action(action, parameters)  # type: ignore[misc]
 
     def on_screen_resume(self) -> None:
         if self.set_up_done and self.live:

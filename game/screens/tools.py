@@ -263,7 +263,7 @@ class ExperimentScreen(ToolScreen):
             yield Static("", id="experiment-grid")
         yield Footer()
 
-    def on_mount(self) -> None:
+    def set_up(self) -> None:
         self.load()
 
     def progress(self, done: int, total: int) -> None:
@@ -292,7 +292,7 @@ class ExperimentScreen(ToolScreen):
 
     def action_cancel(self) -> None:
         self.workers.cancel_group(self, "experiment")
-        self.app.pop_screen()
+        self.dismiss(None)
 
     def action_show(self, at: str) -> None:
         self.at = at
