@@ -27,9 +27,16 @@ so the game and ``lineup grade`` do not re-read a large file for every check. A 
 entry is used only while its file is unchanged on disk (same size, modification time and
 inode). Memoised entries are shared: callers must not modify them.
 
+The cache is bounded (issue 22: one session of play left 1.19 GB that nothing shrank). Its
+cap, 500 MB unless ``LINEUP_CACHE_MB`` or ``cache_mb`` in the config file says otherwise
+(``cap()``), holds for the files together: before and after each write the least recently used
+entries are deleted until the rest fits. Every load that is used marks its file as used (its
+access time). An entry larger than the cap is not written. Eviction never breaks a check: a
+check keeps what it loaded in memory, and a file that has gone is a miss, rebuilt when asked.
+
 ``STATS`` counts hits (``memo_hits`` of them from the memo), misses, rebuilt (corrupt) files,
-writes and pruned (other-version) files, for tests and benchmarks; ``LAST_REJECTED`` says why
-the last corrupt file was refused.
+writes, pruned (other-version) and evicted (over the cap) files, for tests and benchmarks;
+``LAST_REJECTED`` says why the last corrupt file was refused or an entry not written.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +62,11 @@ MEMO_SIZE = 4
 MAGIC = b"LINEUP-CACHE 1\n"
 MAX_HEADER = 1 << 20
 STALE_TMP_S = 60.0
-STATS = {"hits": 0, "memo_hits": 0, "misses": 0, "corrupt": 0, "writes": 0, "pruned": 0}
+DEFAULT_CAP_MB = 500
+CAP_ENV = "LINEUP_CACHE_MB"
+MB = 1_000_000
+STATS = {"hits": 0, "memo_hits": 0, "misses": 0, "corrupt": 0, "writes": 0, "pruned": 0,
+         "evicted": 0}
 LAST_REJECTED: list[str] = []  # the reason the last corrupt file was refused (tests, doctor)
 
 _NAME = re.compile(r"^.+-v(?P<version>\d+)-[0-9a-f]+\.pt$")
@@ -74,6 +86,61 @@ def key_of(*parts: Any) -> str:
     """A stable hash of JSON-able parts (lists, dicts, numbers, strings)."""
     text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+@dataclass(frozen=True)
+class Cap:
+    """How many bytes the cache may hold, who said so, and what was wrong with a setting
+    that was ignored (shown by ``lineup cache`` and ``lineup doctor``)."""
+
+    bytes: int
+    source: str
+    problem: str | None = None
+
+
+def _megabytes(value: object) -> int | None:
+    """A cap in bytes from a number of megabytes (0 or more), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            return None
+    if isinstance(value, (int, float)) and math.isfinite(value) and value >= 0:
+        return int(value * MB)
+    return None
+
+
+def cap() -> Cap:
+    """The cache's cap: ``LINEUP_CACHE_MB`` if set, else ``cache_mb`` in the config file, else
+    500 MB. A setting that is not a number of megabytes is ignored, and said so."""
+    from engine.paths import config_file
+
+    default = Cap(DEFAULT_CAP_MB * MB, "default")
+    raw = os.environ.get(CAP_ENV)
+    if raw is not None and raw.strip():
+        value = _megabytes(raw)
+        if value is None:
+            return Cap(default.bytes, "default",
+                       f"{CAP_ENV}={raw!r} is not a number of megabytes")
+        return Cap(value, CAP_ENV)
+    path = config_file()
+    if not path.is_file():
+        return default
+    import tomllib
+
+    try:
+        settings = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return Cap(default.bytes, "default", f"{path} does not read as TOML ({exc})")
+    if "cache_mb" not in settings:
+        return default
+    value = _megabytes(settings["cache_mb"])
+    if value is None:
+        return Cap(default.bytes, "default",
+                   f"cache_mb = {settings['cache_mb']!r} in {path} is not a number of megabytes")
+    return Cap(value, str(path))
 
 
 def runs_dir() -> Path:
@@ -296,6 +363,7 @@ def load(kind: str, key: str, *, memo: bool = False,
                     _MEMO.move_to_end(path)
                     STATS["hits"] += 1
                     STATS["memo_hits"] += 1
+                    _mark_used(path)
                     return hit[1]
     _MEMO.pop(path, None)
     try:
@@ -312,6 +380,7 @@ def load(kind: str, key: str, *, memo: bool = False,
                 path.unlink()
         return None
     STATS["hits"] += 1
+    _mark_used(path)
     if memo:
         _remember(path, data)
     return data
@@ -331,6 +400,14 @@ def save(kind: str, key: str, data: dict[str, Any], *, memo: bool = False) -> Pa
     except Rejected as exc:
         LAST_REJECTED[:] = [f"{path.name}: not saved: {exc}"]
         return None
+    limit = cap().bytes
+    if len(blob) > limit:
+        LAST_REJECTED[:] = [f"{path.name}: not saved: {len(blob) / MB:.0f} MB is more than the "
+                            f"cache's cap of {limit / MB:.0f} MB"]
+        with contextlib.suppress(OSError):
+            path.unlink()  # an older entry under this name is stale now
+        return None
+    evict(limit - len(blob), spare=path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{kind}-{os.getpid()}-", suffix=".tmp",
@@ -349,7 +426,50 @@ def save(kind: str, key: str, data: dict[str, Any], *, memo: bool = False) -> Pa
     if memo:
         _remember(path, data)
     prune()
+    evict(limit, keep=path)  # another process may have written meanwhile
     return path
+
+
+def _mark_used(path: Path) -> None:
+    """Record a use in the file's access time (its modification time, which the memo
+    compares, stays)."""
+    with contextlib.suppress(OSError):
+        st = path.stat()
+        os.utime(path, ns=(max(time.time_ns(), st.st_atime_ns), st.st_mtime_ns))
+
+
+def evict(limit: int, *, spare: Path | None = None, keep: Path | None = None) -> int:
+    """Delete the least recently used entries until the entries fit in ``limit`` bytes;
+    ``spare`` is not counted (it is about to be replaced), ``keep`` is never deleted. Returns
+    how many files went."""
+    folder = runs_dir()
+    if not folder.is_dir():
+        return 0
+    entries = []
+    for p in folder.glob("*.pt"):
+        if p == spare:
+            continue
+        with contextlib.suppress(OSError):
+            st = p.stat()
+            entries.append((max(st.st_atime_ns, st.st_mtime_ns), st.st_size, p))
+    total = sum(size for _, size, _ in entries)
+    n = 0
+    for _, size, p in sorted(entries, key=lambda e: e[0]):
+        if total <= limit:
+            break
+        if p == keep:
+            continue
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError:
+            continue
+        _MEMO.pop(p, None)
+        total -= size
+        n += 1
+    STATS["evicted"] += n
+    return n
 
 
 def _pid_alive(pid: int) -> bool:

@@ -40,6 +40,16 @@ def cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
 
 
+def config_file() -> Path:
+    """The player's settings (TOML), e.g. ``cache_mb = 500``; optional."""
+    home = _home()
+    if home is not None:
+        return home / "config.toml"
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
+
+
 def open_lock(path: Path) -> int:
     """Open (creating it if need be) a lock file for ``flock`` and return its descriptor.
     Never through a symlink (``O_NOFOLLOW``: a link planted at the lock's name would make us

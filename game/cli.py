@@ -27,6 +27,7 @@ COMMANDS = [
     "patch",
     "lens",
     "models",
+    "cache",
     "download",
     "doctor",
 ]

@@ -195,8 +195,8 @@ def test_doctor_reports_the_cache_and_clears_it(tmp_path):
     done = lineup(tmp_path, "doctor", "--json")
     checks = {c["check"]: c for c in json.loads(done.stdout)["checks"]}
     detail = checks["run cache"]["detail"]
-    assert "3 files" in detail and "2.9 KB" in detail
-    assert "lineup doctor --clear-cache" in detail
+    assert "3 files" in detail and "3.0 kB of a 500.0 MB cap (the default)" in detail
+    assert "lineup cache clear" in detail
     cleared = lineup(tmp_path, "doctor", "--clear-cache", "--json")
     payload = json.loads(cleared.stdout)
     assert payload["cache_files_deleted"] == 3

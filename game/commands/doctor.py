@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "doctor",
         help="check the installation and suggest fixes",
         description="Check packages, the bundled tokenizer and toy models, the data and cache "
-        "folders, the size of the judge's run cache, whether real GPT-2 is cached and SmolLM2 "
+        "folders, the size of the judge's run cache and its cap, whether real GPT-2 is cached "
+        "and SmolLM2 "
         "converted (each of its files against the size and sha256 the conversion recorded), "
         "and which model plays by default; print what to do about each problem. "
         "Exits 1 if something needed is broken (a missing GPT-2 or SmolLM2 alone is not a "
@@ -136,21 +137,15 @@ def _default() -> list[Check]:
     return [("default model", True, default_model().reason)]
 
 
-def _size(n_bytes: int) -> str:
-    if n_bytes < 1024:
-        return f"{n_bytes} bytes"
-    if n_bytes < 1024**2:
-        return f"{n_bytes / 1024:.1f} KB"
-    return f"{n_bytes / 1024**2:.1f} MB"
-
-
 def _cache() -> list[Check]:
-    from engine import cache
+    from game.commands.cache import status, summary
 
-    files, total = cache.size()
-    detail = f"{files} file{'' if files == 1 else 's'}, {_size(total)} in {cache.runs_dir()}"
-    if files:
-        detail += "; free the space with: lineup doctor --clear-cache"
+    info = status()
+    detail = summary(info)
+    if info["files"]:
+        detail += "; free the space with: lineup cache clear"
+    if info["cap_problem"]:
+        return [("run cache", False, f"{detail}; ignored: {info['cap_problem']}")]
     return [("run cache", True, detail)]
 
 
