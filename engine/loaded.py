@@ -143,10 +143,11 @@ class LoadedModel:
 # config; GPT-2 configs loaded by transformers also answer the Llama names, files do not).
 _FIELDS = {
     "gpt2": {"n_layers": "n_layer", "n_heads": "n_head", "d_model": "n_embd",
-             "n_ctx": "n_positions", "n_kv_heads": None, "d_head": None},
+             "n_ctx": "n_positions", "n_kv_heads": None, "d_head": None, "d_mlp": "n_inner"},
     "llama": {"n_layers": "num_hidden_layers", "n_heads": "num_attention_heads",
               "d_model": "hidden_size", "n_ctx": "max_position_embeddings",
-              "n_kv_heads": "num_key_value_heads", "d_head": "head_dim"},
+              "n_kv_heads": "num_key_value_heads", "d_head": "head_dim",
+              "d_mlp": "intermediate_size"},
 }
 
 
@@ -164,6 +165,7 @@ class ModelFacts:
     d_head: int
     n_ctx: int  # the longest sequence the positions cover
     vocab_size: int
+    d_mlp: int = 0  # the MLP's hidden width (GPT-2's default: 4 x d_model)
     source: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
@@ -185,11 +187,12 @@ class ModelFacts:
         n_ctx = get(names["n_ctx"]) or (get("n_ctx") if family == "gpt2" else None)
         if not (n_layers and n_heads and d_model and n_ctx):
             raise ModelError(f"the {family} config lacks its shape "
-                             f"({', '.join(v for v in names.values() if v)})")
+                             f"({', '.join(v for k, v in names.items() if v and k != 'd_mlp')})")
         return cls(family=family, n_layers=n_layers, n_heads=n_heads,
                    n_kv_heads=get(names["n_kv_heads"]) or n_heads, d_model=d_model,
                    d_head=get(names["d_head"]) or d_model // n_heads, n_ctx=n_ctx,
-                   vocab_size=get("vocab_size") or 0, source=config)
+                   vocab_size=get("vocab_size") or 0,
+                   d_mlp=get(names["d_mlp"]) or 4 * d_model, source=config)
 
     @property
     def heads(self) -> int:

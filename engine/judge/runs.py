@@ -113,7 +113,11 @@ def _load_split(lm: LoadedModel, ps: PromptSet, roles: list[str], *, play: bool,
 
     from engine import cache
     from engine.loaded import pad_rows
+    from engine.memory import too_big
 
+    problem = too_big(lm, len(ps), max(len(r) for r in ps.token_ids), play=play)
+    if problem is not None:
+        raise UsageError(f"{ps.puzzle} cannot be graded here: {problem}")
     key = _prompt_key(lm, ps, roles)
     data = cache.load("judge", key, memo=True)
     cached = (data is not None and (not play or "att" in data)
@@ -201,21 +205,24 @@ def _build_split(lm: LoadedModel, ps: PromptSet, split: _Split, *, play: bool,
             step("running the real sentences", 0.25 if play else 0.94)
         # clean run: metric, attention between roles, head outputs at the role positions
         resid_names = [act_name("resid_pre", layer) for layer in range(L)]
-        record = [final] + ([act_name("pattern", layer) for layer in range(L)] + z_names
-                            + resid_names if play else [])
+        record = [final] + (z_names + resid_names if play else [])
+        pos = split.pos
+        att: list[torch.Tensor] = []
+
+        def between_roles(pattern: torch.Tensor) -> None:
+            """Keep only the attention between role positions ([H, R, R], averaged over the
+            prompts): a whole pattern is heads x tokens x tokens per layer and prompt."""
+            a = pattern[rows[:, None, None], :, pos.T[:, :, None], pos.T[:, None, :]]
+            att.append(a.permute(0, 3, 1, 2).mean(0))
+
+        hooks = {act_name("pattern", layer): between_roles for layer in range(L)} if play else {}
         lo, hi = (0.25, 0.45) if play else (0.94, 0.96)
-        run = forward(lm, split.tokens, record=record, logits="none",
+        run = forward(lm, split.tokens, record=record, hooks=hooks, logits="none",
                       on_layer=progress("running the real sentences", lo, hi))
         resid_at = _resid_at(run.cache[final], split.at)
         out["clean"] = split.metric(resid_at).cpu()
         out["answered"] = metric.answered(unembed(lm, resid_at)).float().cpu()
         if play:
-            pos = split.pos
-            att = []
-            for layer in range(L):
-                pattern = run.cache[act_name("pattern", layer)]  # [N, H, q, k]
-                a = pattern[rows[:, None, None], :, pos.T[:, :, None], pos.T[:, None, :]]
-                att.append(a.permute(0, 3, 1, 2).mean(0))  # [H, R, R]
             out["att"] = torch.stack(att).cpu()  # [L, H, R(asker), R(responder)]
             out["uniform"] = (1.0 / (pos.float() + 1)).mean(1).cpu()  # [R]
             out["resid"] = torch.stack([run.cache[n_] for n_ in resid_names])  # [L, N, pos, d]
@@ -259,8 +266,12 @@ def _ensure(lm: LoadedModel, split: _Split, edits: Sequence[Edit]) -> None:
             missing.append(e)
     if not missing:
         return
+    from engine.memory import batch_rows
+
+    kept = sum(v.numel() * v.element_size() for v in split.data.values() if hasattr(v, "numel"))
+    rows = batch_rows(lm, int(split.tokens.ids.shape[1]), kept=kept, most=MAX_BATCH)
     before = interventions.RUNNER["batches"]
-    values = interventions.run_edits(lm, split.state(), missing, max_batch=MAX_BATCH)
+    values = interventions.run_edits(lm, split.state(), missing, max_batch=rows)
     RUNS["batches"] += interventions.RUNNER["batches"] - before
     RUNS["copies"] += len(missing)
     for e, v in zip(missing, values, strict=True):
