@@ -28,6 +28,12 @@ Activation names follow TransformerLens, with shapes in its axis order:
 
 Batches are right-padded (see ``engine.models.Tokens``): a real token only ever attends to
 earlier positions, so padding after it changes nothing and no padding mask is needed.
+
+The same causality lets a patched run skip what it cannot change: an edit at position p
+leaves every position before p as it was in the run it patches. ``forward(..., prefix=)``
+computes only the positions from ``prefix.start`` on and takes the earlier ones' keys and
+values from that run (``Prefix``); every activation then covers those positions only
+(``hook_attn_scores`` and ``hook_pattern``: those queries, every key).
 """
 
 from __future__ import annotations
@@ -83,6 +89,17 @@ def expand_names(record: Iterable[str], n_layers: int) -> set[str]:
     return names
 
 
+@dataclass(frozen=True)
+class Prefix:
+    """Positions ``0 .. start-1`` as they were in an earlier run: ``kv(layer)`` gives their
+    keys (after rotary) and values, each [batch, start, head, d_head] per query head. The
+    forward then runs positions ``start ..`` only, from that layer's ``resid`` of those
+    positions."""
+
+    start: int
+    kv: Callable[[int], tuple[torch.Tensor, torch.Tensor]]
+
+
 @dataclass
 class Run:
     """What a forward returns: logits (per ``logits=``) and the recorded activations."""
@@ -107,6 +124,7 @@ def forward(
     stop_layer: int | None = None,
     logits: LogitsMode = "all",
     on_layer: Callable[[int, int], None] | None = None,
+    prefix: Prefix | None = None,
 ) -> Run:
     """Run the model once, recording ``record`` and applying ``hooks``.
 
@@ -117,7 +135,8 @@ def forward(
     ``stop_layer`` ends after that many layers (no logits). ``logits="last"`` unembeds only
     each prompt's last real token, giving [batch, vocab]; ``"all"`` gives [batch, pos, vocab].
     ``on_layer(done, total)`` hears after each layer (progress on a slow model; it may raise
-    to stop the run).
+    to stop the run). ``prefix`` (with ``resid`` of the later positions only) runs only the
+    positions after it (see the module docstring); logits are then not computed.
     """
     import torch
 
@@ -156,8 +175,11 @@ def forward(
         raise UsageError("start_layer needs the resid_pre of that layer")
 
     end = n_layers if stop_layer is None else stop_layer
-    n_ctx = x.shape[1]
-    causal = torch.ones(n_ctx, n_ctx, dtype=torch.bool, device=x.device).tril()
+    skip = 0 if prefix is None else prefix.start
+    if skip and (resid is None or logits != "none"):
+        raise UsageError("a prefix run starts from the later positions' resid, without logits")
+    n_ctx = skip + x.shape[1]
+    causal = torch.ones(n_ctx, n_ctx, dtype=torch.bool, device=x.device).tril()[skip:]
     rotary = adapter.rotary(n_ctx, x.device, x.dtype)
     rows = torch.arange(x.shape[0], device=x.device)
     last = tokens.last.to(x.device)
@@ -171,7 +193,8 @@ def forward(
         if final_only_last and layer == n_layers - 1:
             x = _final_block_last_only(adapter, layer, x, rows, last, rotary)
         else:
-            x = _block(adapter, layer, x, causal, rotary, point, names)
+            earlier = prefix.kv(layer) if skip and prefix is not None else None
+            x = _block(adapter, layer, x, causal, rotary, point, names, earlier)
         if on_layer is not None:
             on_layer(layer + 1 - start_layer, end - start_layer)
 
@@ -187,7 +210,9 @@ def _has_pos_embed(lm: LoadedModel) -> bool:
     return adapter_for(lm).family == "gpt2"
 
 
-def _block(adapter, layer: int, x, causal, rotary, point, names: set[str]):
+def _block(adapter, layer: int, x, causal, rotary, point, names: set[str], earlier=None):
+    """One layer over positions ``causal.shape[0]`` from the end; ``earlier`` (keys after
+    rotary, values) stands for the positions before them (``Prefix``)."""
     import torch
 
     prefix = f"blocks.{layer}"
@@ -197,7 +222,14 @@ def _block(adapter, layer: int, x, causal, rotary, point, names: set[str]):
     k = point(f"{prefix}.attn.hook_k", k)
     v = point(f"{prefix}.attn.hook_v", v)
     if rotary is not None:
-        q, k = rotate(q, *rotary), rotate(k, *rotary)
+        skip = causal.shape[1] - causal.shape[0]
+        cos, sin = (r[skip:] for r in rotary)
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+    if earlier is not None:
+        k_before, v_before = earlier
+        copies = x.shape[0] // k_before.shape[0]
+        k = torch.cat((k_before.repeat(copies, 1, 1, 1), k), dim=1)
+        v = torch.cat((v_before.repeat(copies, 1, 1, 1), v), dim=1)
 
     scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * adapter.scaling(layer)
     scores = scores.masked_fill(~causal, torch.finfo(scores.dtype).min)
@@ -293,6 +325,18 @@ def attn_inputs(lm: LoadedModel, layer: int, resid_pre: torch.Tensor):
     [..., n_heads, d_head], per query head, q and k before rotary (as ``hook_q``/``hook_k``)."""
     adapter = adapter_for(lm)
     return adapter.qkv(layer, adapter.norm1(layer, resid_pre))
+
+
+def keys_values(lm: LoadedModel, layer: int, resid_pre: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Keys (after rotary) and values of ``layer`` for positions ``0 ..`` of a residual
+    stream [batch, pos, d_model], per query head: what a ``Prefix`` stands for."""
+    adapter = adapter_for(lm)
+    _q, k, v = adapter.qkv(layer, adapter.norm1(layer, resid_pre))
+    rotary = adapter.rotary(resid_pre.shape[1], resid_pre.device, resid_pre.dtype)
+    if rotary is not None:
+        k = rotate(k, *rotary)
+    return k, v
 
 
 def mlp_out(lm: LoadedModel, layer: int, resid_mid: torch.Tensor) -> torch.Tensor:
