@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from engine.puzzle_schema import ModelBlock, Puzzle, Question
+    from engine.puzzle.files import Puzzle
+    from engine.puzzle.parts import ModelBlock, Question
 
 
 @dataclass

@@ -4,7 +4,7 @@
 every problem is a located ``Problem`` (``file:line:col: message``), all of them at once, so a
 broken pack says what is wrong instead of only "has no puzzles that load". It reads only
 regular files (a FIFO named ``*.yaml`` could block a reader forever), at most
-``puzzle_schema.MAX_BYTES`` each, and never imports torch, Textual or Rich.
+``engine.puzzle.reader.MAX_BYTES`` each, and never imports torch, Textual or Rich.
 
 ``pack.yaml``::
 
@@ -112,10 +112,11 @@ def read_regular(path: str | Path, limit: int) -> bytes:
 
 
 def read_doc(path: str | Path) -> Any:
-    """``puzzle_schema.read_yaml`` for a path that may be anything: the file's bytes are read
+    """``engine.puzzle.read_yaml`` for a path that may be anything: the file's bytes are read
     here (regular files only, size-capped) so a FIFO never blocks, and every failure is a
     problem in the returned ``Doc``."""
-    from engine.puzzle_schema import MAX_BYTES, Doc, Problem, read_yaml
+    from engine.puzzle import Doc, Problem, read_yaml
+    from engine.puzzle.reader import MAX_BYTES
 
     try:
         raw = read_regular(path, MAX_BYTES)
@@ -140,8 +141,7 @@ def read_doc(path: str | Path) -> Any:
 def load_puzzle_file(path: str | Path) -> tuple[Any, list[Any]]:
     """(puzzle or None, problems) for one file: ``engine.puzzle.load_puzzle`` without the
     exception and without ever opening a non-regular file."""
-    from engine.puzzle_schema import Problem, parse_puzzle
-    from engine.validate import check_puzzle
+    from engine.puzzle import Problem, check_puzzle, parse_puzzle
 
     doc = read_doc(path)
     if doc.problems:
@@ -161,7 +161,7 @@ def _flag(doc: Any, key: str, default: bool, problems: list[Any], *, strict: boo
     """A pack.yaml boolean: a real YAML bool; a quoted yes/no word is read as meant and
     reported; anything else is reported and read as ``strict`` (the choice that hides hints
     or solutions: False for ``hints``, True for ``solutions_hidden``)."""
-    from engine.puzzle_schema import Problem
+    from engine.puzzle import Problem
 
     data = doc.data
     if key not in data:
@@ -187,7 +187,7 @@ def _read_meta(folder: Path, problems: list[Any]) -> tuple[Pack, list[str], Any]
     """The pack's settings, its ``order`` list, and the pack.yaml Doc (None when absent or
     unreadable) for locating later problems."""
     from engine.limits import MAX_TITLE, too_long
-    from engine.puzzle_schema import Problem, did_you_mean
+    from engine.puzzle import Problem, did_you_mean
 
     pack = Pack(title=folder.name or str(folder), path=folder)
     found = [folder / name for name in PACK_FILES if os.path.lexists(folder / name)]
@@ -263,7 +263,7 @@ def read_pack(folder: str | Path) -> tuple[Pack, list[Any], list[Any]]:
     link named ``*.yaml``, two files with one puzzle id (the second skipped), a bad setting in
     pack.yaml, an id in ``order`` that no puzzle has. ``Pack.problems`` holds them as lines."""
     from engine.errors import UsageError
-    from engine.puzzle_schema import Problem, did_you_mean
+    from engine.puzzle import Problem, did_you_mean
 
     folder = Path(folder).expanduser()
     try:
@@ -309,7 +309,7 @@ def read_pack(folder: str | Path) -> tuple[Pack, list[Any], list[Any]]:
 def _candidates(folder: Path, problems: list[Any]) -> list[Path]:
     """Every ``*.yaml``/``*.yml`` entry under ``folder`` except pack.yaml and words.yaml, in
     path order; entries that are not regular files become problems here (never opened)."""
-    from engine.puzzle_schema import Problem
+    from engine.puzzle import Problem
 
     out: list[Path] = []
     for root, dirs, files in os.walk(folder, onerror=None, followlinks=False):

@@ -333,8 +333,7 @@ def read_circuit(path: Path) -> Any:
     """A circuit file, read without ever blocking (regular files only) and without a
     traceback for anything inside it."""
     from engine.pack import read_doc
-    from engine.puzzle import PuzzleError
-    from engine.puzzle_schema import Problem, parse_circuit
+    from engine.puzzle import Problem, PuzzleError, parse_circuit
 
     doc = read_doc(path)
     if doc.problems:

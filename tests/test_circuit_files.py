@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from engine.puzzle import load_circuit
-from engine.puzzle_schema import Circuit, Question
+from engine.puzzle import Circuit, Question, load_circuit
 
 
 def test_exported_circuit_reads_back_even_with_names_yaml_would_misread(tmp_path):

@@ -10,8 +10,9 @@ import pytest
 from engine.judge import grade
 from engine.ladders import ladder_reveals
 from engine.models import load_model
-from engine.puzzle import LADDERS, Circuit, Question, find_puzzle, load_all, validate_paths
+from engine.puzzle import LADDERS, Circuit, Question, find_puzzle, load_all
 from engine.report import stars_for
+from engine.validate import validate_paths
 
 
 def test_no_shipped_given_gives_away_a_later_puzzle() -> None:

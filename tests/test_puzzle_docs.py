@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from engine.puzzle import validate_paths
+from engine.validate import validate_paths
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "authoring.md"
 

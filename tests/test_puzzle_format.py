@@ -15,24 +15,25 @@ from engine.puzzle import (
     Circuit,
     PuzzleError,
     Question,
+    RoleSpec,
+    check_circuit,
     find_puzzle,
     load_circuit,
     load_puzzle,
     puzzle_files,
-    validate_paths,
+    read_yaml,
 )
-from engine.puzzle_schema import (
+from engine.puzzle.checks import looks_plain
+from engine.puzzle.selectors import parse_selector
+from engine.puzzle.shape import (
     BLOCK_KEYS,
     CORRUPT_KEYS,
     PASS_KEYS,
     PROMPTS_KEYS,
     PUZZLE_KEYS,
     QUESTION_KEYS,
-    RoleSpec,
-    parse_selector,
-    read_yaml,
 )
-from engine.validate import check_circuit, looks_plain
+from engine.validate import validate_paths
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "puzzles" / "ioi" / "04-whole-circuit.yaml"

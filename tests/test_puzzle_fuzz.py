@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from engine.puzzle import puzzle_files, validate_paths
-from engine.puzzle_schema import (
+from engine.puzzle import puzzle_files, read_yaml
+from engine.puzzle.shape import (
     BLOCK_KEYS,
     CIRCUIT_KEYS,
     CORRUPT_KEYS,
@@ -23,8 +23,8 @@ from engine.puzzle_schema import (
     PROMPTS_KEYS,
     PUZZLE_KEYS,
     QUESTION_KEYS,
-    read_yaml,
 )
+from engine.validate import validate_paths
 
 N_MUTANTS = 1200
 SEED = 20240607

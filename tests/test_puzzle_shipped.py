@@ -7,9 +7,10 @@ import codecs
 
 import pytest
 
+from engine.authoring import validate_paths
 from engine.models import load_tokenizer
-from engine.puzzle import LADDERS, find_puzzle, load_all, puzzle_files, validate_paths
-from engine.validate import toy_config
+from engine.puzzle import LADDERS, find_puzzle, load_all, puzzle_files
+from engine.puzzle.targets import toy_config
 
 PUZZLES = load_all()
 IDS = [p.id for p in PUZZLES]

@@ -102,10 +102,12 @@ def test_every_induction_and_ioi_puzzle_has_a_smollm2_block() -> None:
 def test_validate_with_smollm2_passes(lm) -> None:
     """`lineup validate puzzles/ --model smollm2`: every reference solved, trivial circuits
     (empty, one wrong question, every card everywhere) not."""
+    from engine.authoring import check_reference_with_judge
     from engine.validate import validate_paths
 
     notes: list[str] = []
     problems = validate_paths([PUZZLES], model="smollm2", notes=notes,
+                              grader=check_reference_with_judge,
                               load=lambda *args, **kwargs: lm)
     assert [str(p) for p in problems] == []
 

@@ -289,7 +289,7 @@ def test_a_puzzle_may_carry_a_smollm2_block(tmp_path):
     import jsonschema
     import yaml
 
-    from engine.puzzle_schema import parse_puzzle, read_yaml
+    from engine.puzzle import parse_puzzle, read_yaml
 
     source = ROOT / "puzzles" / "induction" / "01-previous-token.yaml"
     data = yaml.safe_load(source.read_text())

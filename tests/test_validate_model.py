@@ -11,15 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from engine.puzzle import load_puzzle, puzzle_files, shipped_dir
-from engine.puzzle_schema import CARDS, Question, card_id
-from engine.validate import (
+from engine.authoring import (
     MAX_EVERY_HEAD,
     every_head,
     roles_behind,
     trivial_circuits,
     wrong_question,
 )
+from engine.puzzle import CARDS, Question, card_id, load_puzzle, puzzle_files, shipped_dir
 from tests.cli import lineup
 
 ROOT = Path(__file__).resolve().parents[1]

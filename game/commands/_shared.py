@@ -91,8 +91,7 @@ def read_circuit(ref: str | Path) -> Any:
 
     from engine.errors import UsageError
     from engine.pack import kind_of, read_doc
-    from engine.puzzle import Problem, PuzzleError
-    from engine.puzzle_schema import parse_circuit
+    from engine.puzzle import Problem, PuzzleError, parse_circuit
 
     path = Path(ref).expanduser()
     try:

@@ -54,8 +54,7 @@ def read_progress(model: str | None = None, *, everything: bool = False,
 
 
 def collect(model: str | None = None) -> list[dict[str, Any]]:
-    from engine.puzzle import BLOCKS, LADDERS, Problem, load_all
-    from engine.puzzle_schema import LADDER_TITLES
+    from engine.puzzle import BLOCKS, LADDER_TITLES, LADDERS, Problem, load_all
 
     problems: list[Problem] = []
     puzzles = load_all(problems)

@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
-from engine.puzzle_schema import LADDER_TITLES
+from engine.puzzle import LADDER_TITLES
 from game.format import stars_text, visible
 from game.lifecycle import GameScreen
 from game.widgets.dialogs import AskText

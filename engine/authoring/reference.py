@@ -1,31 +1,18 @@
-"""Authoring checks that need the judge: the only module that joins puzzle checks and grading.
-
-``engine.validate`` checks files without any model; with ``--model M`` it hands each puzzle to
-``check_reference_with_judge`` here, which grades the reference solution on M (it must be
-solved, and every given question must hold, since givens are never held against the player)
-and the ``trivial_circuits`` of ``engine.validate`` (they must not be solved). torch and the
-judge are imported only inside these functions.
-"""
+"""Grading a puzzle's reference solution and its trivial circuits with the judge, for
+``lineup validate --model M``: the reference must be solved, every given question must hold
+(givens are never held against the player), and no trivial circuit may pass. torch and the
+judge are imported only inside these functions."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import Any
 
+from engine.authoring.trivial import roles_behind, trivial_circuits
 from engine.errors import LineupError, UsageError
-from engine.puzzle_schema import Circuit, Doc, Problem, Puzzle, Question
+from engine.puzzle import Circuit, Doc, Problem, Puzzle, Question, RoleError, question_key
+from engine.puzzle.reader import Findings
 from engine.report import HOLDING
-from engine.validate import _key, _Out, roles_behind, trivial_circuits
-from engine.validate import validate_paths as _validate_paths
-
-
-def validate_paths(paths: Iterable[str | Path], model: str | None = None,
-                   notes: list[str] | None = None, *, device: str | None = None,
-                   progress: Callable[[str], None] | None = None) -> list[Problem]:
-    """``engine.validate.validate_paths`` with the judge grading each puzzle on ``model``."""
-    return _validate_paths(paths, model, notes, device=device, progress=progress,
-                           grader=check_reference_with_judge, load=judge_model)
 
 
 def _stars(report: Any) -> str:
@@ -58,14 +45,18 @@ def check_reference_with_judge(puzzle: Puzzle, model_spec: str, *, doc: Doc | No
         raise UsageError(f"puzzle {puzzle.id!r} is locked for {lm.label}")
     name = lm.name
     base = ("models", block.name)
-    out = _Out(doc, str(puzzle.path or "<puzzle>"))
+    out = Findings(doc, str(puzzle.path or "<puzzle>"))
 
     def entry(q: Question) -> tuple:
         for field_ in ("solution", "given"):
             for i, x in enumerate(getattr(block, field_)):
-                if _key(x) == _key(q):
+                if question_key(x) == question_key(q):
                     return (*base, field_, i)
         return (*base, "solution")
+
+    def written(q: Question, questions: Iterable[Question]) -> Question | None:
+        """The question as the file writes it (with its line), among ``questions``."""
+        return next((x for x in questions if question_key(x) == question_key(q)), None)
 
     def locate(at: tuple, q: Question | None, message: str) -> None:
         if doc is None and q is not None and q.line:
@@ -88,7 +79,7 @@ def check_reference_with_judge(puzzle: Puzzle, model_spec: str, *, doc: Doc | No
         if qr.given and qr.verdict not in HOLDING:
             # a given question is never held against the player, so it must be true
             q = Question(qr.round, qr.asker, qr.card, qr.responder)
-            src = next((x for x in block.given if _key(x) == _key(q)), None)
+            src = written(q, block.given)
             locate(entry(q), src, f"the given question {q} is not supported by {name}: it "
                                   f"is {qr.verdict}: {qr.message}")
     if not report.solved:
@@ -98,7 +89,7 @@ def check_reference_with_judge(puzzle: Puzzle, model_spec: str, *, doc: Doc | No
             if qr.verdict in HOLDING or qr.given:
                 continue
             q = Question(qr.round, qr.asker, qr.card, qr.responder)
-            src = next((x for x in (*block.solution, *block.given) if _key(x) == _key(q)), None)
+            src = written(q, (*block.solution, *block.given))
             locate(entry(q), src, f"{head}: {q} is {qr.verdict}: {qr.message}")
             told = True
         if not told and report.faithfulness < report.pass_line:
@@ -111,8 +102,6 @@ def check_reference_with_judge(puzzle: Puzzle, model_spec: str, *, doc: Doc | No
             out.add((*base, "solution"), f"{head}: {why}", key=True)
     say(f"{puzzle.id} on {name}: reference solution "
         f"{'solved' if report.solved else 'NOT solved'} ({_stars(report)})")
-
-    from engine.puzzle import RoleError
 
     try:
         ps = puzzle.build_prompts(lm.tokenizer, "play")
@@ -149,7 +138,6 @@ def check_reference_with_judge(puzzle: Puzzle, model_spec: str, *, doc: Doc | No
         say(f"{puzzle.id} on {name}: {len(trivials)} of {len(trivials)} trivial circuits fail, "
             "as they should")
     return out.problems
-
 
 
 
