@@ -1,0 +1,338 @@
+"""The one runner: a frozen ``Edit`` says what to change in a patched run, and ``run_edits``
+runs many edits as copies of one stacked batch, each starting from the target's cached
+residual stream at the first layer it changes. The judge and every grid go through it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from engine.errors import UsageError
+from engine.hooks import Hook, act_name, attn_inputs, forward, w_out
+from engine.interventions.basics import HeadIndex
+
+if TYPE_CHECKING:
+    import torch
+
+    from engine.loaded import LoadedModel, Tokens
+
+ALL = "*"
+"""The position name that means every position of the prompt."""
+
+
+@dataclass(frozen=True)
+class Edit:
+    """What to change in one patched run. Frozen and hashable, so results can be memoised
+    by ``Edit.key()``. Positions are names (``PatchState.positions``, e.g. the puzzle's roles:
+    one position per prompt) or ``ALL``.
+
+    - ``ablate``: heads (layer, head) set to their ablation means at every position (see
+      ``group_means``);
+    - ``z``: (layer, head, at): the head's output at ``at`` taken from the source run;
+    - ``mlp``: (layer, at): the MLP's output at ``at`` from the source run;
+    - ``resid``: (layer, at): the residual stream entering ``layer`` at ``at`` from the source;
+    - ``q_path``: (layer, head, at): the head's source-minus-target write at ``at`` reaches the
+      *queries* of every head of every later layer at ``at`` by the direct path, and nothing
+      else (the head's own output stays the target's). Its effect is what the head does
+      through later heads' questions, as path patching measures it;
+    - ``qkv``: (which, layer, head, at), which in q/k/v: only the head's query, key or value at
+      ``at`` from the source run. Keys and values are per *query* head (see
+      ``engine.adapters``): for heads that share them, only that query head sees the change.
+    """
+
+    ablate: frozenset[HeadIndex] = frozenset()
+    z: tuple[tuple[int, int, str], ...] = ()
+    mlp: tuple[tuple[int, str], ...] = ()
+    resid: tuple[tuple[int, str], ...] = ()
+    q_path: tuple[tuple[int, int, str], ...] = ()
+    qkv: tuple[tuple[str, int, int, str], ...] = ()
+
+    @staticmethod
+    def of(*, ablate: Iterable[HeadIndex] = (), z: Iterable[tuple[int, int, str]] = (),
+           mlp: Iterable[tuple[int, str]] = (), resid: Iterable[tuple[int, str]] = (),
+           q_path: Iterable[tuple[int, int, str]] = (),
+           qkv: Iterable[tuple[str, int, int, str]] = ()) -> Edit:
+        """An edit with its parts sorted, so that equal edits are equal objects."""
+        qkv = tuple(sorted(set(qkv)))
+        if any(which not in ("q", "k", "v") for which, *_ in qkv):
+            raise UsageError("a qkv edit patches q, k or v")
+        return Edit(frozenset(ablate), tuple(sorted(set(z))), tuple(sorted(set(mlp))),
+                    tuple(sorted(set(resid))), tuple(sorted(set(q_path))), qkv)
+
+    def key(self) -> str:
+        """A stable text key (for memos and cache files)."""
+        return (";".join(f"{a}.{b}" for a, b in sorted(self.ablate)) + "|"
+                + ";".join(f"{a}.{b}@{r}" for a, b, r in self.z) + "|"
+                + ";".join(f"{a}@{r}" for a, r in self.mlp)
+                + ("|r:" + ";".join(f"{a}@{r}" for a, r in self.resid) if self.resid else "")
+                + ("|q:" + ";".join(f"{a}.{b}@{r}" for a, b, r in self.q_path)
+                   if self.q_path else "")
+                + ("|a:" + ";".join(f"{w}{a}.{b}@{r}" for w, a, b, r in self.qkv)
+                   if self.qkv else ""))
+
+    def first_layer(self, n_layers: int) -> int:
+        """The first layer this edit changes (``n_layers - 1`` for an empty edit)."""
+        layers = ([a for a, _ in self.ablate] + [a for a, _, _ in self.z]
+                  + [a for a, _ in self.mlp] + [a for a, _ in self.resid]
+                  + [a for a, _, _ in self.q_path] + [a for _, a, _, _ in self.qkv])
+        return min(min(layers, default=n_layers - 1), n_layers - 1)
+
+
+@dataclass
+class PatchState:
+    """Everything the runner needs about one batch of target prompts, cached once.
+
+    ``tokens``: the target prompts (N). ``at``: where the metric is read [N]. ``metric``:
+    the final residual stream at ``at`` [B, d_model] -> [B] (B a multiple of N, copies
+    stacked copy-major; see ``engine.metrics.PuzzleMetric.on_resid``). ``positions``: named
+    positions, one per prompt [N]. ``means``: ablation means [L, N, pos, head, d_head].
+    ``source_z`` [L, N, pos, head, d_head], ``source_mlp`` [L, N, pos, d_model],
+    ``source_resid`` [L, N, pos, d_model]: the source run, for the edits that need it.
+    ``target_resid``: the target's ``resid_pre`` per layer [L, N, pos, d_model]; with it a
+    patched run starts at the first layer its edit changes instead of at the embedding.
+    ``source_qkv``: the source run's ``hook_q``/``_k``/``_v`` per layer, for ``qkv`` edits.
+    """
+
+    tokens: Tokens
+    at: torch.Tensor
+    metric: Callable[[torch.Tensor], torch.Tensor]
+    positions: dict[str, torch.Tensor]
+    means: torch.Tensor | None = None
+    source_z: torch.Tensor | None = None
+    source_mlp: torch.Tensor | None = None
+    source_resid: torch.Tensor | None = None
+    target_resid: torch.Tensor | None = None
+    source_qkv: dict[str, torch.Tensor] | None = None
+    """{"q" | "k" | "v": [L, N, pos, head, d_head]}: the source run's queries, keys, values."""
+
+    @property
+    def n(self) -> int:
+        return len(self.tokens)
+
+    def where(self, at: str) -> torch.Tensor | None:
+        """Positions [N] of a name, or None for every position."""
+        if at == ALL:
+            return None
+        if at not in self.positions:
+            raise UsageError(f"no position called {at!r}")
+        return self.positions[at]
+
+
+RUNNER = {"batches": 0, "copies": 0}
+"""What ``run_edits`` ran in this process: stacked batches and patched copies (one copy =
+every prompt once). For tests and benchmarks."""
+
+
+def run_edits(lm: LoadedModel, state: PatchState, edits: Sequence[Edit], *,
+              max_batch: int = 512) -> torch.Tensor:
+    """The per-prompt metric [K, N] of each edit's patched run, in stacked batches: copies
+    that start at the same layer share a batch of at most ``max_batch`` rows."""
+    import torch
+
+    from engine.loaded import Tokens
+
+    n = state.n
+    final = act_name("resid_post", lm.n_layers - 1)
+    per_chunk = max(1, max_batch // max(n, 1))
+
+    def start(edit: Edit) -> int:
+        return 0 if state.target_resid is None else edit.first_layer(lm.n_layers)
+
+    order = sorted(range(len(edits)), key=lambda i: start(edits[i]))
+    chunks: list[list[int]] = []
+    for i in order:
+        if chunks and len(chunks[-1]) < per_chunk and start(edits[chunks[-1][0]]) == start(
+                edits[i]):
+            chunks[-1].append(i)
+        else:
+            chunks.append([i])
+    RUNNER["batches"] += len(chunks)
+    RUNNER["copies"] += len(edits)
+    results: dict[int, torch.Tensor] = {}
+    rows = torch.arange(n, device=state.tokens.ids.device)
+    for idx in chunks:
+        chunk = [edits[i] for i in idx]
+        k = len(chunk)
+        first = start(chunk[0])
+        hooks = _edit_hooks(lm, state, chunk, first)
+        tokens = Tokens(ids=state.tokens.ids.repeat(k, 1), lengths=list(state.tokens.lengths) * k)
+        with torch.no_grad():
+            if state.target_resid is not None:  # start from the cache, even at layer 0
+                run = forward(lm, tokens, record=[final], hooks=hooks, logits="none",
+                              start_layer=first, resid=state.target_resid[first].repeat(k, 1, 1))
+            else:
+                run = forward(lm, tokens, record=[final], hooks=hooks, logits="none")
+            resid = run.cache[final].view(k, n, *run.cache[final].shape[1:])
+            at = resid[:, rows, state.at]  # [k, N, d_model]
+            values = state.metric(at.reshape(k * n, -1)).view(k, n)
+        for j, i in enumerate(idx):
+            results[i] = values[j].float().cpu()
+        del run
+    if not edits:
+        return torch.empty(0, n)
+    return torch.stack([results[i] for i in range(len(edits))])
+
+
+def _edit_hooks(lm: LoadedModel, state: PatchState, chunk: Sequence[Edit], first: int
+                ) -> dict[str, Hook]:
+    """The hooks that apply a stack of edits (copy c of the batch gets ``chunk[c]``)."""
+    import torch
+
+    k, n, L = len(chunk), state.n, lm.n_layers
+    rows = torch.arange(n, device=state.tokens.ids.device)
+    parts: dict[str, list[Hook]] = {}
+
+    def add(name: str, fn: Hook) -> None:
+        parts.setdefault(name, []).append(fn)
+
+    def need(tensor: torch.Tensor | None, what: str) -> torch.Tensor:
+        if tensor is None:
+            raise UsageError(f"this patch needs the source run's {what}")
+        return tensor
+
+    for layer in range(first, L):
+        ablate = torch.zeros(k, lm.n_heads, dtype=torch.bool, device=rows.device)
+        z_edits = [(c, h, at) for c, e in enumerate(chunk) for (l_, h, at) in e.z if l_ == layer]
+        for c, e in enumerate(chunk):
+            for l_, h in e.ablate:
+                if l_ == layer:
+                    ablate[c, h] = True
+        if bool(ablate.any()) or z_edits:
+            means = need(state.means, "ablation means")[layer] if bool(ablate.any()) else None
+            src = need(state.source_z, "head outputs")[layer] if z_edits else None
+            add(act_name("z", layer),
+                _heads_hook(state, k, z_edits, src, rows, ablate=ablate, means=means))
+        mlp_edits = [(c, at) for c, e in enumerate(chunk) for (l_, at) in e.mlp if l_ == layer]
+        if mlp_edits:
+            add(act_name("mlp_out", layer),
+                _replace_at(state, k, mlp_edits, need(state.source_mlp, "MLP outputs")[layer],
+                            rows))
+        resid_edits = [(c, at) for c, e in enumerate(chunk) for (l_, at) in e.resid
+                       if l_ == layer]
+        if resid_edits:
+            add(act_name("resid_pre", layer),
+                _replace_at(state, k, resid_edits,
+                            need(state.source_resid, "residual stream")[layer], rows))
+        for which in ("q", "k", "v"):
+            head_edits = [(c, h, at) for c, e in enumerate(chunk) for (w, l_, h, at) in e.qkv
+                          if w == which and l_ == layer]
+            if head_edits:
+                sources = need(state.source_qkv, "queries, keys and values")
+                add(act_name(which, layer),
+                    _heads_hook(state, k, head_edits, need(sources.get(which), which)[layer],
+                                rows))
+    senders = [(c, s) for c, e in enumerate(chunk) for s in e.q_path]
+    if senders:
+        _q_path_hooks(lm, state, k, senders, first, rows, add)
+
+    def compose(fns: list[Hook]) -> Hook:
+        def hook(value: torch.Tensor) -> torch.Tensor:
+            for fn in fns:
+                out = fn(value)
+                if out is not None:
+                    value = out
+            return value
+
+        return hook
+
+    return {name: fns[0] if len(fns) == 1 else compose(fns) for name, fns in parts.items()}
+
+
+
+def _heads_hook(state: PatchState, k: int, edits, src, rows, *, ablate=None, means=None
+                ) -> Hook:
+    """A hook on a per-head activation [K*N, pos, head, d]: in copy c, the heads ``ablate``
+    [K, head] marks set to ``means`` [N, pos, head, d] (when given), then the source's head
+    slices ``src`` [N, pos, head, d] put in at each (c, head, at) of ``edits``."""
+    import torch
+
+    n = state.n
+
+    def hook(act: torch.Tensor) -> torch.Tensor:
+        a = act.view(k, n, *act.shape[1:]).clone()  # [K, N, pos, H, d]
+        if means is not None:
+            a = torch.where(ablate[:, None, None, :, None], means[None, :, : a.shape[2]], a)
+        for c, h, at in edits:
+            p = state.where(at)
+            if p is None:
+                a[c, :, :, h] = src[:, : a.shape[2], h]
+            else:
+                a[c, rows, p, h] = src[rows, p, h]
+        return a.view(act.shape)
+
+    return hook
+
+
+def _replace_at(state: PatchState, k: int, edits, src, rows) -> Hook:
+    """A hook putting the source's activation [N, pos, ...] in copy c at each edit's place."""
+    n = state.n
+
+    def hook(act: torch.Tensor) -> torch.Tensor:
+        a = act.view(k, n, *act.shape[1:]).clone()
+        for c, at in edits:
+            p = state.where(at)
+            if p is None:
+                a[c] = src[:, : a.shape[2]]
+            else:
+                a[c, rows, p] = src[rows, p]
+        return a.view(act.shape)
+
+    return hook
+
+
+def _q_path_hooks(lm, state: PatchState, k: int, senders, first: int, rows, add) -> None:
+    """Path patching into every later head's query at the sender's position: the sender's
+    write changes (source minus the live run, through the output projection) are collected at
+    its layer and added to the residual stream that later layers' queries are computed from,
+    and only there."""
+
+    n = state.n
+    src = state.source_z
+    if src is None:
+        raise UsageError("path patching needs the source run's head outputs")
+    deltas: dict[int, list[tuple[int, torch.Tensor, torch.Tensor]]] = {}  # layer -> (c, pos, d)
+    live: dict[int, torch.Tensor] = {}
+    by_layer: dict[int, list[tuple[int, int, str]]] = {}
+    for c, (layer, h, at) in senders:
+        if at == ALL:
+            raise UsageError("path patching needs one position per prompt, not every position")
+        by_layer.setdefault(layer, []).append((c, h, at))
+
+    def capture(layer: int, entries) -> Hook:
+        def hook(z: torch.Tensor) -> None:
+            z5 = z.view(k, n, *z.shape[1:])
+            w = w_out(lm, layer)
+            for c, h, at in entries:
+                p = state.where(at)
+                dz = src[layer][rows, p, h] - z5[c, rows, p, h]  # [N, d_head]
+                deltas.setdefault(layer, []).append((c, p, dz @ w[h]))
+            return None
+
+        return hook
+
+    for layer, entries in by_layer.items():
+        add(act_name("z", layer), capture(layer, entries))
+    lowest = min(by_layer)
+    for layer in range(max(first, lowest + 1), lm.n_layers):
+        def keep(resid: torch.Tensor, layer: int = layer) -> None:
+            live[layer] = resid
+            return None
+
+        def query(q: torch.Tensor, layer: int = layer) -> torch.Tensor:
+            q5 = q.view(k, n, *q.shape[1:]).clone()
+            resid = live[layer].view(k, n, *live[layer].shape[1:])
+            total: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+            for sender_layer, items in deltas.items():
+                if sender_layer >= layer:
+                    continue
+                for c, p, d in items:  # senders of one copy at one position add up
+                    slot = (c, id(p))
+                    total[slot] = (p, total[slot][1] + d) if slot in total else (p, d)
+            for (c, _), (p, d) in total.items():
+                x = resid[c, rows, p] + d  # [N, d_model]
+                q5[c, rows, p] = attn_inputs(lm, layer, x)[0]
+            return q5.view(q.shape)
+
+        add(act_name("resid_pre", layer), keep)
+        add(act_name("q", layer), query)
