@@ -58,6 +58,25 @@ def planted():
 
 
 @pytest.fixture(scope="session")
+def tiny_llama():
+    """A tiny random Llama-family model in memory (grouped key/value heads, rotary
+    positions, no tokenizer): the hooked forward's Llama adapter on three layers."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from engine.models import LoadedModel
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=128, hidden_size=48, intermediate_size=96,
+                         num_hidden_layers=3, num_attention_heads=6, num_key_value_heads=2,
+                         head_dim=8, max_position_embeddings=64, tie_word_embeddings=True,
+                         attn_implementation="eager")
+    model = LlamaForCausalLM(config).eval()
+    return LoadedModel(name="tiny-llama", kind="directory", label="tiny random Llama",
+                       model=model, tokenizer=None, fingerprint="tiny-llama")
+
+
+@pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory):
     """A tiny random Llama-family checkpoint in Hugging Face format (grouped key/value
     heads, rotary positions) with GPT-2's tokenizer files: ``--model DIR`` for any tool."""

@@ -12,48 +12,6 @@ from engine.models import LoadedModel, pad_rows
 ROWS = [[5, 17, 3, 99, 42, 7, 7, 17, 3], [11, 12, 13], [40, 41, 42, 43, 44, 45]]
 
 
-@pytest.fixture(scope="module")
-def tiny_llama() -> LoadedModel:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=128, hidden_size=48, intermediate_size=96,
-                         num_hidden_layers=3, num_attention_heads=6, num_key_value_heads=2,
-                         head_dim=8, max_position_embeddings=64, tie_word_embeddings=True,
-                         attn_implementation="eager")
-    model = LlamaForCausalLM(config).eval()
-    return LoadedModel(name="tiny-llama", kind="directory", label="tiny random Llama",
-                       model=model, tokenizer=None, fingerprint="tiny-llama")
-
-
-def test_logits_and_attention_match_plain_llama(tiny_llama):
-    lm = tiny_llama
-    tokens = pad_rows(ROWS[:1])
-    logits, cache = run_with_cache(lm, tokens, names=["pattern"])
-    with torch.inference_mode():
-        reference = lm.model(tokens.ids, output_attentions=True)
-    assert (logits - reference.logits).abs().max() <= 1e-4
-    assert len(reference.attentions) == 3
-    for layer, attention in enumerate(reference.attentions):
-        ours = cache[act_name("pattern", layer)]
-        assert ours.shape == attention.shape == (1, 6, 9, 9)
-        assert (ours - attention).abs().max() <= 1e-5
-
-
-def test_padded_batch_equals_one_by_one(tiny_llama):
-    lm = tiny_llama
-    batch = pad_rows(ROWS)
-    logits, cache = run_with_cache(lm, batch, names=["pattern"])
-    last = forward(lm, batch, logits="last").logits
-    for i, row in enumerate(ROWS):
-        alone, alone_cache = run_with_cache(lm, pad_rows([row]), names=["pattern"])
-        n = len(row)
-        assert (logits[i, :n] - alone[0]).abs().max() <= 1e-4
-        assert (last[i] - alone[0, n - 1]).abs().max() <= 1e-4
-        name = act_name("pattern", 2)
-        assert (cache[name][i, :, :n, :n] - alone_cache[name][0]).abs().max() <= 1e-5
-
-
 def test_keys_and_values_are_per_query_head_and_shared_within_a_group(tiny_llama):
     _, cache = run_with_cache(tiny_llama, pad_rows(ROWS[:1]), names=["k", "v"])
     k = cache[act_name("k", 1)]
