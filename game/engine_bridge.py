@@ -13,6 +13,7 @@ library (a word splitter stands in), so the puzzle screen appears before torch i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
@@ -156,6 +157,21 @@ class Engine:
         lm = self.lm(puzzle)
         circuit = Circuit(puzzle.id, list(questions), model=lm.name)
         return grade(puzzle, circuit, lm, progress=progress, cancelled=cancelled)
+
+    def prepare(self, puzzle: Puzzle, *, progress: Progress | None = None,
+                cancelled: Cancelled | None = None) -> Any:
+        """Run ahead, at low priority, what a check of ``puzzle`` will need
+        (``engine.judge.prepare``); stops when ``cancelled()`` turns true. Only this thread
+        is made nicer: the player's own check, when it comes, runs at full speed."""
+        from engine.errors import LineupError
+        from engine.judge.prepare import Prepared, prepare
+
+        with contextlib.suppress(OSError, AttributeError):  # not every system has it
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        try:
+            return prepare(puzzle, self.lm(puzzle), progress=progress, cancelled=cancelled)
+        except LineupError:  # a locked puzzle, prompts too long: the check will say so
+            return Prepared(puzzle.id, cancelled=True)
 
     def attention(self, text: str, layer: int, head: int, *,
                   puzzle: Puzzle | None = None) -> AttentionView:

@@ -52,6 +52,11 @@ class FakeEngine:
         if self.load_gate is not None:
             self.load_gate.wait()
 
+    def prepare(self, puzzle: Puzzle, *, progress: Progress | None = None,
+                cancelled: Cancelled | None = None) -> None:
+        """Nothing to run ahead: a fake check is instant."""
+        self.prepared = getattr(self, "prepared", 0) + 1
+
     def grade(self, puzzle: Puzzle, questions: list[Question], *, progress: Progress | None = None,
               cancelled: Cancelled | None = None) -> Report:
         import math

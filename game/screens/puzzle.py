@@ -10,14 +10,17 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.reactive import var
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
 
 from engine.limits import circuit_file_name
+from game.background import in_daemon_thread
 from game.format import people, rounds_text, stars_text, verdict_mark, visible, visible_block
 from game.lifecycle import GameScreen
 from game.views import LineView, key_of, line_of, role_line, saved_questions
@@ -97,6 +100,7 @@ class PuzzleScreen(GameScreen[None]):
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         yield Static(id="puzzle-title")
+        yield Static(id="preparing")
         yield PeopleLine(id="line")
         with Horizontal(id="puzzle-lower"):
             yield QuestionList(id="questions")
@@ -134,6 +138,45 @@ class PuzzleScreen(GameScreen[None]):
         self.query_one(QuestionList).focus()
         # A circuit opened from a file is not saved over the player's own circuit for this
         # puzzle until they edit it or check it (``changed``, ``checked``).
+        self.prepare_ahead()
+
+    def resumed(self) -> None:
+        self.prepare_ahead()  # back from a check, a tool or a dialog: go on where it stopped
+
+    def on_screen_suspend(self) -> None:
+        self.stop_preparing()  # a check or a tool needs the cores now
+
+    def on_unmount(self) -> None:
+        self.stop_preparing()
+
+    # ------------------------------------------------------------------ judging ahead
+    @work(exclusive=True, exit_on_error=False, group="prepare", description="Preparing")
+    async def prepare_ahead(self) -> None:
+        """Run what a check of this puzzle will need while the player thinks
+        (``engine.judge.prepare``); the line under the title says what."""
+        app: Any = self.app
+        worker = get_current_worker()
+        note = self.query_one("#preparing", Static)
+
+        def show(stage: str, fraction: float) -> None:
+            if self.is_attached and not worker.is_cancelled:
+                note.update(Text(f"{stage} ({fraction:.0%}) so that a check answers at once",
+                                 style="dim"))
+                note.display = True
+
+        def progress(stage: str, fraction: float) -> None:
+            app.call_from_thread(show, stage, fraction)
+
+        try:
+            await in_daemon_thread(app.engine.prepare, self.puzzle, progress=progress,
+                                   cancelled=lambda: worker.is_cancelled,
+                                   name="lineup-prepare")
+        finally:
+            if self.is_attached:
+                note.display = False
+
+    def stop_preparing(self) -> None:
+        self.workers.cancel_group(self, "prepare")
 
     # ------------------------------------------------------------------ watchers
     def watch_questions(self) -> None:
@@ -378,6 +421,7 @@ class PuzzleScreen(GameScreen[None]):
         self.technical = not self.technical
 
     def action_back(self) -> None:
+        self.stop_preparing()
         self.dismiss(None)
 
     # ------------------------------------------------------------------ checking
