@@ -146,8 +146,8 @@ def test_patch_runs_each_prompt_set_once_and_matches_head_patch_grid(monkeypatch
 
     import torch
 
-    from engine import hooks, interventions
-    from engine.interventions import head_patch_grid
+    from engine import hooks
+    from engine.interventions import grids, head_patch_grid, runner
     from engine.metrics import PuzzleMetric
     from engine.models import load_model, pad_rows
     from engine.puzzle import find_puzzle
@@ -165,7 +165,8 @@ def test_patch_runs_each_prompt_set_once_and_matches_head_patch_grid(monkeypatch
         return real(lm, tokens, **kw)
 
     monkeypatch.setattr(hooks, "forward", counting)
-    monkeypatch.setattr(interventions, "forward", counting)
+    monkeypatch.setattr(grids, "forward", counting)  # the grid's two full runs
+    monkeypatch.setattr(runner, "forward", counting)  # and its patched runs
     args = argparse.Namespace(puzzle="ioi-whole-circuit", model="toy", device="cpu", count=5,
                               json=True, at="head", silence=False, pos="*", numbers=False,
                               svg=None)
