@@ -208,8 +208,9 @@ def resid_patch_grid(
     layers[i], positions=positions_by_role[role_j])`` read by ``metric`` and averaged.
 
     It is ``run_edits`` (the one runner) with one residual edit per cell: both runs'
-    ``resid_pre`` are recorded once, each layer's patched runs start at that layer, and the
-    metric is read at each prompt's last position.
+    ``resid_pre`` are recorded once (the source's up to the last layer asked for, the
+    target's at every layer), each layer's patched runs start at that layer, and the metric
+    is read at each prompt's last position.
     """
     import torch
 
@@ -229,7 +230,9 @@ def resid_patch_grid(
     stop = max(layers) + 1
     with torch.inference_mode():
         source_run = forward(lm, source, record=names[:stop], stop_layer=stop).cache
-        target_run = forward(lm, target, record=names[:stop], stop_layer=stop).cache
+        # every layer of the target: patched runs take the keys and values of the positions
+        # before the patch from it (``PatchState.kv_before``)
+        target_run = forward(lm, target, record=names, logits="none").cache
         zeros = torch.zeros_like(target_run[names[0]])
         state = PatchState(
             tokens=target, at=target.last.to(device), metric=lambda r: metric(unembed(lm, r)),

@@ -5,11 +5,11 @@ residual stream at the first layer it changes. The judge and every grid go throu
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from engine.errors import UsageError
-from engine.hooks import Hook, act_name, attn_inputs, forward, w_out
+from engine.hooks import Hook, Prefix, act_name, attn_inputs, forward, keys_values, w_out
 from engine.interventions.basics import HeadIndex
 
 if TYPE_CHECKING:
@@ -89,8 +89,9 @@ class PatchState:
     positions, one per prompt [N]. ``means``: ablation means [L, N, pos, head, d_head].
     ``source_z`` [L, N, pos, head, d_head], ``source_mlp`` [L, N, pos, d_model],
     ``source_resid`` [L, N, pos, d_model]: the source run, for the edits that need it.
-    ``target_resid``: the target's ``resid_pre`` per layer [L, N, pos, d_model]; with it a
-    patched run starts at the first layer its edit changes instead of at the embedding.
+    ``target_resid``: the target's ``resid_pre`` at every layer [L, N, pos, d_model]; with it
+    a patched run starts at the first layer and the first position its edit changes instead
+    of at the embedding (the earlier positions' keys and values come from it).
     ``source_qkv``: the source run's ``hook_q``/``_k``/``_v`` per layer, for ``qkv`` edits.
     """
 
@@ -105,10 +106,40 @@ class PatchState:
     target_resid: torch.Tensor | None = None
     source_qkv: dict[str, torch.Tensor] | None = None
     """{"q" | "k" | "v": [L, N, pos, head, d_head]}: the source run's queries, keys, values."""
+    target_kv: dict[int, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
+    """Per layer, the target's keys (after rotary) and values at every position, made from
+    ``target_resid`` when a patched run first needs them (``Prefix``)."""
 
     @property
     def n(self) -> int:
         return len(self.tokens)
+
+    def kv_before(self, lm: LoadedModel, layer: int, start: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The target's keys and values of ``layer`` at positions before ``start``."""
+        if layer not in self.target_kv:
+            assert self.target_resid is not None
+            self.target_kv[layer] = keys_values(lm, layer, self.target_resid[layer])
+        k, v = self.target_kv[layer]
+        return k[:, :start], v[:, :start]
+
+    def first_position(self, edit: Edit) -> int:
+        """The earliest position ``edit`` changes in any prompt (0 for every position):
+        every position before it is as in the target run."""
+        import torch
+
+        if edit.ablate or self.target_resid is None:
+            return 0
+        names = ([at for *_, at in edit.z] + [at for _, at in edit.mlp]
+                 + [at for _, at in edit.resid] + [at for *_, at in edit.q_path]
+                 + [at for *_, at in edit.qkv])
+        first = int(self.at.min())  # the metric is read there: it must be computed
+        for name in names:
+            where = self.where(name)
+            if where is None:
+                return 0
+            first = min(first, int(torch.min(where)))
+        return first
 
     def where(self, at: str) -> torch.Tensor | None:
         """Positions [N] of a name, or None for every position."""
@@ -136,14 +167,17 @@ def run_edits(lm: LoadedModel, state: PatchState, edits: Sequence[Edit], *,
     final = act_name("resid_post", lm.n_layers - 1)
     per_chunk = max(1, max_batch // max(n, 1))
 
-    def start(edit: Edit) -> int:
-        return 0 if state.target_resid is None else edit.first_layer(lm.n_layers)
+    def start(edit: Edit) -> tuple[int, int]:
+        """The layer and position the edit's run starts at."""
+        if state.target_resid is None:
+            return 0, 0
+        return edit.first_layer(lm.n_layers), state.first_position(edit)
 
-    order = sorted(range(len(edits)), key=lambda i: start(edits[i]))
+    starts = [start(e) for e in edits]
+    order = sorted(range(len(edits)), key=lambda i: starts[i])
     chunks: list[list[int]] = []
     for i in order:
-        if chunks and len(chunks[-1]) < per_chunk and start(edits[chunks[-1][0]]) == start(
-                edits[i]):
+        if chunks and len(chunks[-1]) < per_chunk and starts[chunks[-1][0]] == starts[i]:
             chunks[-1].append(i)
         else:
             chunks.append([i])
@@ -154,17 +188,21 @@ def run_edits(lm: LoadedModel, state: PatchState, edits: Sequence[Edit], *,
     for idx in chunks:
         chunk = [edits[i] for i in idx]
         k = len(chunk)
-        first = start(chunk[0])
-        hooks = _edit_hooks(lm, state, chunk, first)
+        first, skip = starts[idx[0]]
+        hooks = _edit_hooks(lm, state, chunk, first, skip)
         tokens = Tokens(ids=state.tokens.ids.repeat(k, 1), lengths=list(state.tokens.lengths) * k)
         with torch.no_grad():
             if state.target_resid is not None:  # start from the cache, even at layer 0
+                # and only at the positions the edits can change (``Prefix``)
+                prefix = Prefix(skip, lambda layer, s=skip: state.kv_before(lm, layer, s)) \
+                    if skip else None
                 run = forward(lm, tokens, record=[final], hooks=hooks, logits="none",
-                              start_layer=first, resid=state.target_resid[first].repeat(k, 1, 1))
+                              start_layer=first, prefix=prefix,
+                              resid=state.target_resid[first][:, skip:].repeat(k, 1, 1))
             else:
                 run = forward(lm, tokens, record=[final], hooks=hooks, logits="none")
             resid = run.cache[final].view(k, n, *run.cache[final].shape[1:])
-            at = resid[:, rows, state.at]  # [k, N, d_model]
+            at = resid[:, rows, state.at - skip]  # [k, N, d_model]
             values = state.metric(at.reshape(k * n, -1)).view(k, n)
         for j, i in enumerate(idx):
             results[i] = values[j].float().cpu()
@@ -174,9 +212,10 @@ def run_edits(lm: LoadedModel, state: PatchState, edits: Sequence[Edit], *,
     return torch.stack([results[i] for i in range(len(edits))])
 
 
-def _edit_hooks(lm: LoadedModel, state: PatchState, chunk: Sequence[Edit], first: int
-                ) -> dict[str, Hook]:
-    """The hooks that apply a stack of edits (copy c of the batch gets ``chunk[c]``)."""
+def _edit_hooks(lm: LoadedModel, state: PatchState, chunk: Sequence[Edit], first: int,
+                skip: int = 0) -> dict[str, Hook]:
+    """The hooks that apply a stack of edits (copy c of the batch gets ``chunk[c]``) to a run
+    of the positions from ``skip`` on."""
     import torch
 
     k, n, L = len(chunk), state.n, lm.n_layers
@@ -202,18 +241,18 @@ def _edit_hooks(lm: LoadedModel, state: PatchState, chunk: Sequence[Edit], first
             means = need(state.means, "ablation means")[layer] if bool(ablate.any()) else None
             src = need(state.source_z, "head outputs")[layer] if z_edits else None
             add(act_name("z", layer),
-                _heads_hook(state, k, z_edits, src, rows, ablate=ablate, means=means))
+                _heads_hook(state, k, z_edits, src, rows, skip, ablate=ablate, means=means))
         mlp_edits = [(c, at) for c, e in enumerate(chunk) for (l_, at) in e.mlp if l_ == layer]
         if mlp_edits:
             add(act_name("mlp_out", layer),
                 _replace_at(state, k, mlp_edits, need(state.source_mlp, "MLP outputs")[layer],
-                            rows))
+                            rows, skip))
         resid_edits = [(c, at) for c, e in enumerate(chunk) for (l_, at) in e.resid
                        if l_ == layer]
         if resid_edits:
             add(act_name("resid_pre", layer),
                 _replace_at(state, k, resid_edits,
-                            need(state.source_resid, "residual stream")[layer], rows))
+                            need(state.source_resid, "residual stream")[layer], rows, skip))
         for which in ("q", "k", "v"):
             head_edits = [(c, h, at) for c, e in enumerate(chunk) for (w, l_, h, at) in e.qkv
                           if w == which and l_ == layer]
@@ -221,10 +260,10 @@ def _edit_hooks(lm: LoadedModel, state: PatchState, chunk: Sequence[Edit], first
                 sources = need(state.source_qkv, "queries, keys and values")
                 add(act_name(which, layer),
                     _heads_hook(state, k, head_edits, need(sources.get(which), which)[layer],
-                                rows))
+                                rows, skip))
     senders = [(c, s) for c, e in enumerate(chunk) for s in e.q_path]
     if senders:
-        _q_path_hooks(lm, state, k, senders, first, rows, add)
+        _q_path_hooks(lm, state, k, senders, first, rows, add, skip)
 
     def compose(fns: list[Hook]) -> Hook:
         def hook(value: torch.Tensor) -> torch.Tensor:
@@ -240,32 +279,35 @@ def _edit_hooks(lm: LoadedModel, state: PatchState, chunk: Sequence[Edit], first
 
 
 
-def _heads_hook(state: PatchState, k: int, edits, src, rows, *, ablate=None, means=None
-                ) -> Hook:
-    """A hook on a per-head activation [K*N, pos, head, d]: in copy c, the heads ``ablate``
-    [K, head] marks set to ``means`` [N, pos, head, d] (when given), then the source's head
-    slices ``src`` [N, pos, head, d] put in at each (c, head, at) of ``edits``."""
+def _heads_hook(state: PatchState, k: int, edits, src, rows, skip: int = 0, *, ablate=None,
+                means=None) -> Hook:
+    """A hook on a per-head activation [K*N, pos, head, d] of the positions from ``skip`` on:
+    in copy c, the heads ``ablate`` [K, head] marks set to ``means`` [N, pos, head, d] (when
+    given), then the source's head slices ``src`` [N, pos, head, d] put in at each
+    (c, head, at) of ``edits``."""
     import torch
 
     n = state.n
 
     def hook(act: torch.Tensor) -> torch.Tensor:
         a = act.view(k, n, *act.shape[1:]).clone()  # [K, N, pos, H, d]
+        span = slice(skip, skip + a.shape[2])
         if means is not None:
-            a = torch.where(ablate[:, None, None, :, None], means[None, :, : a.shape[2]], a)
+            a = torch.where(ablate[:, None, None, :, None], means[None, :, span], a)
         for c, h, at in edits:
             p = state.where(at)
             if p is None:
-                a[c, :, :, h] = src[:, : a.shape[2], h]
+                a[c, :, :, h] = src[:, span, h]
             else:
-                a[c, rows, p, h] = src[rows, p, h]
+                a[c, rows, p - skip, h] = src[rows, p, h]
         return a.view(act.shape)
 
     return hook
 
 
-def _replace_at(state: PatchState, k: int, edits, src, rows) -> Hook:
-    """A hook putting the source's activation [N, pos, ...] in copy c at each edit's place."""
+def _replace_at(state: PatchState, k: int, edits, src, rows, skip: int = 0) -> Hook:
+    """A hook putting the source's activation [N, pos, ...] in copy c at each edit's place
+    (the run covering the positions from ``skip`` on)."""
     n = state.n
 
     def hook(act: torch.Tensor) -> torch.Tensor:
@@ -273,15 +315,16 @@ def _replace_at(state: PatchState, k: int, edits, src, rows) -> Hook:
         for c, at in edits:
             p = state.where(at)
             if p is None:
-                a[c] = src[:, : a.shape[2]]
+                a[c] = src[:, skip: skip + a.shape[2]]
             else:
-                a[c, rows, p] = src[rows, p]
+                a[c, rows, p - skip] = src[rows, p]
         return a.view(act.shape)
 
     return hook
 
 
-def _q_path_hooks(lm, state: PatchState, k: int, senders, first: int, rows, add) -> None:
+def _q_path_hooks(lm, state: PatchState, k: int, senders, first: int, rows, add,
+                  skip: int = 0) -> None:
     """Path patching into every later head's query at the sender's position: the sender's
     write changes (source minus the live run, through the output projection) are collected at
     its layer and added to the residual stream that later layers' queries are computed from,
@@ -305,7 +348,7 @@ def _q_path_hooks(lm, state: PatchState, k: int, senders, first: int, rows, add)
             w = w_out(lm, layer)
             for c, h, at in entries:
                 p = state.where(at)
-                dz = src[layer][rows, p, h] - z5[c, rows, p, h]  # [N, d_head]
+                dz = src[layer][rows, p, h] - z5[c, rows, p - skip, h]  # [N, d_head]
                 deltas.setdefault(layer, []).append((c, p, dz @ w[h]))
             return None
 
@@ -330,8 +373,8 @@ def _q_path_hooks(lm, state: PatchState, k: int, senders, first: int, rows, add)
                     slot = (c, id(p))
                     total[slot] = (p, total[slot][1] + d) if slot in total else (p, d)
             for (c, _), (p, d) in total.items():
-                x = resid[c, rows, p] + d  # [N, d_model]
-                q5[c, rows, p] = attn_inputs(lm, layer, x)[0]
+                x = resid[c, rows, p - skip] + d  # [N, d_model]
+                q5[c, rows, p - skip] = attn_inputs(lm, layer, x)[0]
             return q5.view(q.shape)
 
         add(act_name("resid_pre", layer), keep)

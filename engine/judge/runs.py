@@ -59,14 +59,21 @@ class _Split:
         return self.data.setdefault("effects", {})
 
     def state(self) -> PatchState:
+        """The runner's view of this split, made once (it keeps the keys and values that
+        patched runs of later positions reuse)."""
         from engine.interventions import PatchState
 
         d = self.data
-        return PatchState(
+        made = getattr(self, "_state", None)
+        if made is not None and made[0] is d:
+            return made[1]
+        state = PatchState(
             tokens=self.tokens, at=self.at, metric=self.metric,
             positions={r: self.pos[i] for i, r in enumerate(self.roles)},
             means=d["means"], source_z=d.get("z_src"), source_mlp=d.get("mlp_src"),
             target_resid=d.get("resid"))
+        self._state = (d, state)
+        return state
 
 
 def _metric_fn(lm: LoadedModel, ps: PromptSet) -> Callable[[torch.Tensor], torch.Tensor]:
