@@ -131,13 +131,13 @@ class LlamaAdapter(GPT2Adapter):
         return self.token_embed(ids), None
 
     def final_norm(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.model.norm(x)
+        return rms_norm(self.model.model.norm, x)
 
     def norm1(self, layer: int, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks[layer].input_layernorm(x)
+        return rms_norm(self.blocks[layer].input_layernorm, x)
 
     def norm2(self, layer: int, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks[layer].post_attention_layernorm(x)
+        return rms_norm(self.blocks[layer].post_attention_layernorm, x)
 
     def qkv(self, layer: int, normed: torch.Tensor):
         attn = self.blocks[layer].self_attn
@@ -175,6 +175,19 @@ class LlamaAdapter(GPT2Adapter):
 
     def mlp(self, layer: int, normed: torch.Tensor) -> torch.Tensor:
         return self.blocks[layer].mlp(normed)
+
+
+def rms_norm(module: Any, x: torch.Tensor) -> torch.Tensor:
+    """A Llama RMSNorm module applied with torch's fused kernel (the same sum, about twice
+    as fast as the module's own four steps); a float32 model computes it in float32 as the
+    module does."""
+    import torch
+
+    weight = module.weight
+    eps = getattr(module, "variance_epsilon", None)
+    if eps is None or x.dtype != torch.float32 or weight.dtype != torch.float32:
+        return module(x)
+    return torch.nn.functional.rms_norm(x, (x.shape[-1],), weight, eps)
 
 
 def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
