@@ -36,6 +36,9 @@ class Edit:
       *queries* of every head of every later layer at ``at`` by the direct path, and nothing
       else (the head's own output stays the target's). Its effect is what the head does
       through later heads' questions, as path patching measures it;
+    - ``q_receivers``: when given, the ``q_path`` changes reach only these heads' queries
+      (layer, head), not every later head's: the path from a sender to named receivers (the
+      judge's s-inhibition test sends to the name movers only);
     - ``qkv``: (which, layer, head, at), which in q/k/v: only the head's query, key or value at
       ``at`` from the source run. Keys and values are per *query* head (see
       ``engine.adapters``): for heads that share them, only that query head sees the change.
@@ -47,18 +50,23 @@ class Edit:
     resid: tuple[tuple[int, str], ...] = ()
     q_path: tuple[tuple[int, int, str], ...] = ()
     qkv: tuple[tuple[str, int, int, str], ...] = ()
+    q_receivers: frozenset[HeadIndex] = frozenset()
 
     @staticmethod
     def of(*, ablate: Iterable[HeadIndex] = (), z: Iterable[tuple[int, int, str]] = (),
            mlp: Iterable[tuple[int, str]] = (), resid: Iterable[tuple[int, str]] = (),
            q_path: Iterable[tuple[int, int, str]] = (),
-           qkv: Iterable[tuple[str, int, int, str]] = ()) -> Edit:
+           qkv: Iterable[tuple[str, int, int, str]] = (),
+           q_receivers: Iterable[HeadIndex] = ()) -> Edit:
         """An edit with its parts sorted, so that equal edits are equal objects."""
         qkv = tuple(sorted(set(qkv)))
         if any(which not in ("q", "k", "v") for which, *_ in qkv):
             raise UsageError("a qkv edit patches q, k or v")
+        receivers = frozenset(q_receivers)
+        if receivers and not q_path:
+            raise UsageError("q_receivers names the receivers of a q_path edit")
         return Edit(frozenset(ablate), tuple(sorted(set(z))), tuple(sorted(set(mlp))),
-                    tuple(sorted(set(resid))), tuple(sorted(set(q_path))), qkv)
+                    tuple(sorted(set(resid))), tuple(sorted(set(q_path))), qkv, receivers)
 
     def key(self) -> str:
         """A stable text key (for memos and cache files)."""
@@ -68,6 +76,8 @@ class Edit:
                 + ("|r:" + ";".join(f"{a}@{r}" for a, r in self.resid) if self.resid else "")
                 + ("|q:" + ";".join(f"{a}.{b}@{r}" for a, b, r in self.q_path)
                    if self.q_path else "")
+                + ("|to:" + ";".join(f"{a}.{b}" for a, b in sorted(self.q_receivers))
+                   if self.q_receivers else "")
                 + ("|a:" + ";".join(f"{w}{a}.{b}@{r}" for w, a, b, r in self.qkv)
                    if self.qkv else ""))
 
@@ -263,7 +273,8 @@ def _edit_hooks(lm: LoadedModel, state: PatchState, chunk: Sequence[Edit], first
                                 rows, skip))
     senders = [(c, s) for c, e in enumerate(chunk) for s in e.q_path]
     if senders:
-        _q_path_hooks(lm, state, k, senders, first, rows, add, skip)
+        receivers = {c: e.q_receivers for c, e in enumerate(chunk) if e.q_receivers}
+        _q_path_hooks(lm, state, k, senders, first, rows, add, skip, receivers)
 
     def compose(fns: list[Hook]) -> Hook:
         def hook(value: torch.Tensor) -> torch.Tensor:
@@ -324,11 +335,13 @@ def _replace_at(state: PatchState, k: int, edits, src, rows, skip: int = 0) -> H
 
 
 def _q_path_hooks(lm, state: PatchState, k: int, senders, first: int, rows, add,
-                  skip: int = 0) -> None:
+                  skip: int = 0, receivers: dict[int, frozenset[HeadIndex]] | None = None
+                  ) -> None:
     """Path patching into every later head's query at the sender's position: the sender's
     write changes (source minus the live run, through the output projection) are collected at
     its layer and added to the residual stream that later layers' queries are computed from,
-    and only there."""
+    and only there. In a copy that names ``receivers`` (copy -> heads), only those heads'
+    queries see the change."""
 
     n = state.n
     src = state.source_z
@@ -374,7 +387,14 @@ def _q_path_hooks(lm, state: PatchState, k: int, senders, first: int, rows, add,
                     total[slot] = (p, total[slot][1] + d) if slot in total else (p, d)
             for (c, _), (p, d) in total.items():
                 x = resid[c, rows, p - skip] + d  # [N, d_model]
-                q5[c, rows, p - skip] = attn_inputs(lm, layer, x)[0]
+                only = (receivers or {}).get(c)
+                if only is None:
+                    q5[c, rows, p - skip] = attn_inputs(lm, layer, x)[0]
+                    continue
+                hs = [h for l_, h in only if l_ == layer]
+                if hs:
+                    new = attn_inputs(lm, layer, x)[0][:, hs]  # [N, receivers, d_head]
+                    q5[c, rows[:, None], (p - skip)[:, None], hs] = new
             return q5.view(q.shape)
 
         add(act_name("resid_pre", layer), keep)
