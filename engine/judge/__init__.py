@@ -8,16 +8,23 @@ in ``docs/how-grading-works.md``; in short:
 1. The task: the model must do the puzzle's task (the clean-minus-corrupted gap well above
    its noise, and at least ``TASK_ACCURACY`` of the prompts answered right). Otherwise
    nothing is graded: the report says so, with the numbers, and gives no star.
-2. Each question (round, asker, card, responder) is judged **as a group**: its heads are the
-   round's heads that (a) listen to the responder from the asker (more than to anyone else
-   behind the asker and ``UNIFORM_MULT`` times an even spread) and (b) fit the card by what
-   they are (attention pattern on repeated random tokens; in-context copying of the
-   responder's token). The group's effect (its outputs at the asker replaced, together, by the
-   corrupted run's) and the card's mechanism (direct effect on the guess for movers; effect
-   through later heads' queries, by path patching, for s-inhibition) decide the verdict:
-   confirmed; not-measurable (inside the noise); not-needed (real heads, small effect);
-   wrong-responder; wrong-round; no-such-question. Backup name movers are measured with the
-   primary name movers (a different set of heads) silenced.
+2. Each question (round, asker, card, responder) is first checked against the card's claim
+   about positions, on the puzzle's own prompts and without any run (previous-token: the
+   responder stands right behind the asker; duplicate-token: it holds the asker's word;
+   induction: it stands right after an earlier copy of the asker's word; movers: it holds a
+   word the guess is about; movers and s-inhibition: asked where the guess is made); false,
+   it is no-such-question. Then it is judged **as a group**: its heads are the round's heads
+   that (a) listen to the responder from the asker (more than to anyone else behind the
+   asker and ``UNIFORM_MULT`` times an even spread) and (b) fit the card by what they are
+   (attention pattern on repeated random tokens; in-context copying of the responder's
+   token). The group's effect (its outputs at the asker replaced, together, by the corrupted
+   run's) and the card's mechanism (direct effect on the guess for movers; effect through
+   the movers' queries, by path patching, for s-inhibition) decide the verdict: confirmed;
+   not-measurable (inside the noise even on ``WIDEN_MAX`` times the prompts); not-needed (a
+   true question whose effect is shown to be small; it adds no heads); no-such-question
+   (also for a group that works against the guess); wrong-responder; wrong-round. Backup
+   name movers are measured with the primary name movers (a different set of heads)
+   silenced. Given questions keep their heads whatever their verdict.
 3. Faithfulness: every head that no holding question uses is mean-ablated
    (``engine.interventions.group_means``: per template and position over the corrupted
    prompts). ``F = (m(circuit) - m(no heads)) / (m(full) - m(no heads))``.

@@ -20,10 +20,12 @@ from engine.judge.thresholds import (
     MAX_EVIDENCE,
     NOISE_Z,
     PATTERN_CARDS,
+    POSITION_SHARE,
     PRIMARY_MIN,
     SCORE_INDEX,
     SHARE_MIN,
     UNIFORM_MULT,
+    WIDEN_MAX,
     Head,
     _pct,
 )
@@ -35,6 +37,75 @@ if TYPE_CHECKING:
     from engine.interventions import Edit
     from engine.loaded import LoadedModel
     from engine.puzzle import ModelBlock, PromptSet, Puzzle, Question
+
+
+_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight",
+          9: "nine", 10: "ten"}
+MOVER_CARDS = ("name-mover", "copy", "negative-name-mover", "backup-name-mover")
+"""Cards that say a word into the guess: asked only where the guess is made."""
+
+
+def _share(hits: Sequence[bool]) -> float:
+    return sum(hits) / len(hits) if hits else 0.0
+
+
+def _mode(values: Sequence[int]) -> int:
+    return max(set(values), key=list(values).count)
+
+
+def _guess_words(ps: PromptSet) -> str:
+    """What the guess is about, in the line's words."""
+    m = ps.metric
+    if m.kind == "logit_diff":
+        return f"the guess at {m.at} weighs {m.correct}'s word against {m.wrong}'s"
+    if m.kind == "greater_than":
+        return f"the guess at {m.at} is about numbers above or below {m.correct}'s"
+    return f"the guess at {m.at} is about {m.correct}'s word"
+
+
+def position_problem(card: str, asker: str, responder: str, ps: PromptSet) -> str | None:
+    """Why the card's claim about positions is false on these prompts, in the line's words,
+    or None when it holds in at least ``POSITION_SHARE`` of them. Checked before any effect:
+    a card is a claim about who answers (previous-token: the person right behind; duplicate-
+    token: one holding my own word; induction: the one right after an earlier copy of my
+    word; movers: one holding a word the guess is about), and about where it is asked (movers
+    and s-inhibition: where the guess is made). Needs no model run."""
+    a_pos, r_pos = ps.roles[asker], ps.roles[responder]
+    ids = ps.token_ids
+    at = ps.roles[ps.metric.at]
+    n = len(ids)
+    if (card in MOVER_CARDS or card == "s-inhibition") \
+            and _share([a_pos[i] == at[i] for i in range(n)]) < POSITION_SHARE:
+        if card == "s-inhibition":
+            return (f"a warning is heard by the people who say a name into the guess, and "
+                    f"they ask at {ps.metric.at}: what is said at {asker} does not reach "
+                    "their questions")
+        return (f"this card moves a word into the guess, but the guess is made at "
+                f"{ps.metric.at}: what is said at {asker} does not reach it directly")
+    if card == "previous-token":
+        if _share([a_pos[i] - r_pos[i] == 1 for i in range(n)]) < POSITION_SHARE:
+            gap = _mode([a_pos[i] - r_pos[i] for i in range(n)])
+            far = _WORDS.get(gap, str(gap))
+            return f"{responder} stands {far} people behind {asker}, not right behind"
+    elif card == "duplicate-token":
+        if _share([ids[i][r_pos[i]] == ids[i][a_pos[i]] for i in range(n)]) < POSITION_SHARE:
+            return (f"{responder} does not hold {asker}'s own word (in the first sentence "
+                    f"{asker} holds {ps.tokens[0][a_pos[0]]!r} and {responder} "
+                    f"{ps.tokens[0][r_pos[0]]!r})")
+    elif card == "induction":
+        if _share([r_pos[i] > 0 and ids[i][r_pos[i] - 1] == ids[i][a_pos[i]]
+                   for i in range(n)]) < POSITION_SHARE:
+            before = ps.tokens[0][r_pos[0] - 1] if r_pos[0] > 0 else ""
+            return (f"{responder} does not stand right after an earlier copy of {asker}'s "
+                    f"word (in the first sentence the person right before {responder} holds "
+                    f"{before!r}, and {asker} {ps.tokens[0][a_pos[0]]!r})")
+    elif card in MOVER_CARDS:
+        answers = [set(ps.correct[i]) | set(ps.wrong[i]) for i in range(n)]
+        if _share([ids[i][r_pos[i]] in answers[i] for i in range(n)]) < POSITION_SHARE:
+            return (f"{responder}'s word is not one the guess is about: "
+                    f"{_guess_words(ps)} (in the first sentence {responder} holds "
+                    f"{ps.tokens[0][r_pos[0]]!r})")
+    return None
 
 
 @dataclass
@@ -53,9 +124,12 @@ class _Group:
 
 class _Judge:
     def __init__(self, puzzle: Puzzle, block: ModelBlock, lm: LoadedModel, play: _Split,
-                 heads: dict[str, Any], roles: list[str]) -> None:
+                 heads: dict[str, Any], roles: list[str], *, ps: PromptSet | None = None,
+                 factor: int = 1) -> None:
         self.puzzle, self.block, self.lm = puzzle, block, lm
         self.play = play
+        self._ps = ps  # the split's prompts (built from the puzzle when first needed)
+        self.factor = factor  # prompts as a multiple of the puzzle's count (see ``wider``)
         self.scores = heads["scores"]
         self.heads_data = heads
         self.roles = roles
@@ -68,6 +142,55 @@ class _Judge:
         # the heads a circuit is judged over: those of the puzzle's rounds (kept layers play
         # as usual and are never silenced)
         self.round_heads = [h for h in _all_heads(lm) if not block.is_kept(h[0])]
+
+    @property
+    def ps(self) -> PromptSet:
+        if self._ps is None:
+            self._ps = self.puzzle.build_prompts(self.lm.tokenizer, self.play.name)
+        return self._ps
+
+    def position_problem(self, card: str, asker: str, responder: str) -> str | None:
+        return position_problem(card, asker, responder, self.ps)
+
+    def movers(self) -> frozenset[Head]:
+        """The heads that move a name into the guess, whichever round (kept layers too): at
+        the metric position they listen to someone holding a word the guess is about and copy
+        that word (the name-mover test). An s-inhibition warning is what changes their
+        questions, so its path test sends to their queries only."""
+        if not hasattr(self, "_movers"):
+            at = self.puzzle.metric.at
+            answer = {r for r in self.visible(at)
+                      if position_problem("name-mover", at, r, self.ps) is None}
+            self._movers = frozenset(
+                h for h, role in self.listeners(range(self.lm.n_layers), at).items()
+                if role in answer and self.fits("name-mover", *h, at, role)[0])
+        return self._movers
+
+    def widened(self) -> _Judge | None:
+        """This judge on twice as many prompts (the puzzle's seed, ``count`` doubled), up to
+        ``WIDEN_MAX`` times the puzzle's count; None when that is as far as it goes or the
+        bigger split does not fit in memory here. Kept once made."""
+        if self.factor * 2 > WIDEN_MAX or self.play.name != "play":
+            return None
+        if "_wider" in self.__dict__:
+            return self.__dict__["_wider"]
+        from engine.errors import UsageError
+        from engine.judge.runs import _load_split
+
+        spec = self.puzzle.prompts
+        factor = self.factor * 2
+        bigger = dataclasses.replace(self.puzzle, prompts=dataclasses.replace(
+            spec, count=spec.count * factor // self.factor))
+        wide: _Judge | None
+        try:
+            ps = bigger.build_prompts(self.lm.tokenizer, "play")
+            split, _ = _load_split(self.lm, ps, self.roles, play=True, cancelled=None)
+            wide = _Judge(self.puzzle, self.block, self.lm, split, self.heads_data, self.roles,
+                          ps=ps, factor=factor)
+        except UsageError:
+            wide = None
+        self.__dict__["_wider"] = wide
+        return wide
 
     # ---- attention -------------------------------------------------------------------
     def visible(self, asker: str) -> list[str]:
@@ -263,25 +386,29 @@ class _Judge:
 
     def measure(self, card: str, heads: list[Head], asker: str,
                 ablate: frozenset = frozenset(), sign: float = 1.0) -> _Group:
-        from engine.interventions import Edit
 
         g = _Group(heads=heads, ablate=ablate)
         if not heads:
             return g
         edits = [self.base_edit(ablate), self.noise_edit(heads, asker, ablate)]
-        if card == "s-inhibition":
-            edits.append(Edit.of(q_path=[(l_, h, asker) for l_, h in heads]))
+        movers = self.movers() if card == "s-inhibition" else frozenset()
+        if movers:
+            edits.append(self.q_path_edit(heads, asker))
         self.need(edits)
         g.effect, g.noise = self.change(edits[1], ablate)
         if card == "s-inhibition":
-            g.queries, _ = self.change(edits[2])
+            g.queries = self.change(edits[2])[0] if movers else 0.0
             g.direct = self.direct(heads, asker)
             if g.queries < EFFECT_MIN or g.queries < SHARE_MIN * g.effect \
                     or g.queries <= abs(g.direct):
-                g.why = (f"they change the guess by {_pct(g.effect)} of the gap, but only "
-                         f"{_pct(g.queries)} of it through the later heads' questions"
-                         + (f" ({_pct(g.direct)} directly)" if g.direct else "")
-                         + ": a warning works through what later people ask")
+                at = self.puzzle.metric.at
+                g.why = ((f"they change the guess by {_pct(g.effect)} of the gap, but only "
+                          f"{_pct(g.queries)} of it through the questions of the people who "
+                          f"say a name into the guess at {at}"
+                          + (f" ({_pct(g.direct)} directly)" if g.direct else ""))
+                         if movers else
+                         f"nobody after them at {at} says a name into the guess") \
+                    + ": a warning works by changing what those people ask"
             else:
                 g.passes = True
         elif card in ("name-mover", "copy", "negative-name-mover"):
@@ -297,6 +424,13 @@ class _Judge:
         else:
             g.passes = True
         return g
+
+    def q_path_edit(self, heads: Sequence[Head], asker: str) -> Edit:
+        """The heads' changed write at the asker reaching only the movers' queries there."""
+        from engine.interventions import Edit
+
+        return Edit.of(q_path=[(l_, h, asker) for l_, h in heads],
+                       q_receivers=self.movers())
 
     def direct_reaches(self, asker: str) -> bool:
         return bool((self.play.pos[self.r[asker]] == self.play.at).any())
@@ -408,18 +542,19 @@ class _Judge:
                  ) -> list[HeadEvidence]:
         """Each head of the group alone, measured like the group (the same mechanism), with
         its share of the group's value."""
-        from engine.interventions import Edit
 
         heads = sorted(g.heads, key=lambda h: -self.attention(*h, asker, responder)
                        if responder else 0.0)[:MAX_EVIDENCE]
-        if card == "s-inhibition":
-            self.need([Edit.of(q_path=[(l_, h, asker)]) for l_, h in heads])
+        sends = card == "s-inhibition" and bool(self.movers())
+        if sends:
+            self.need([self.q_path_edit([(l_, h)], asker) for l_, h in heads])
         else:
             self.need([self.noise_edit([h], asker, g.ablate) for h in heads])
         out = []
         for layer, h in heads:
             if card == "s-inhibition":
-                own, group = self.change(Edit.of(q_path=[(layer, h, asker)]))[0], g.queries
+                own = self.change(self.q_path_edit([(layer, h)], asker))[0] if sends else 0.0
+                group = g.queries
             elif card in ("name-mover", "copy", "negative-name-mover"):
                 own, group = self.direct([(layer, h)], asker), g.direct
             else:
@@ -440,6 +575,37 @@ class _Judge:
     # ---- the verdict -----------------------------------------------------------------
     def judge_question(self, q: Question, given: bool, task: TaskCheck
                        ) -> tuple[QuestionReport, list[Head]]:
+        """The question's verdict and the heads it adds to the circuit. A verdict inside its
+        noise is measured again on more prompts (``widened``, up to ``WIDEN_MAX`` times the
+        puzzle's count) before it is called not-measurable, so it does not flip with the
+        prompts' seed."""
+        rep, heads, undecided = self._judge_once(q, given, task)
+        judge: _Judge = self
+        while undecided:
+            wide = judge.widened()
+            if wide is None:
+                break
+            judge = wide
+            rep, heads, undecided = wide._judge_once(q, given, task)
+            if wide.play.dirty:  # its new runs are saved with its own split
+                from engine.judge.runs import _save_effects
+
+                _save_effects(wide.play)
+            rep.numbers["prompts"] = float(wide.play.n)
+            rep.message += (f" (measured on {wide.play.n} sentences: on {self.play.n} it was "
+                            "inside the noise)")
+        return rep, heads
+
+    def _judge_once(self, q: Question, given: bool, task: TaskCheck
+                    ) -> tuple[QuestionReport, list[Head], bool]:
+        """(report, heads it adds to the circuit, whether the verdict is inside its noise).
+
+        In order: the card's claim about positions (no run needed); the round's heads that
+        listen to the responder and are the card's kind; their effect and mechanism. Only a
+        true question (position, kind and mechanism hold) whose effect is measured to be small
+        is not-needed; a group that moves the guess the wrong way works against it. A placed
+        question adds heads only when confirmed; a given one keeps its heads whatever its
+        verdict."""
         from engine.puzzle import CARDS
 
         card = CARDS[q.card]
@@ -448,28 +614,28 @@ class _Judge:
         if not task.ok:
             rep.verdict = "not-measurable"
             rep.message = "not graded: " + task.message
-            return rep, []
+            return rep, [], False
         if not card.responder:
-            return self.judge_think(q, rep, layers)
+            rep, heads = self.judge_think(q, rep, layers)
+            return rep, heads, False
         a, p = q.asker, q.responder
         assert p is not None
         sign = self.metric_sign(q.card, p)
         even = self.even(a)
 
-        if q.card in COPY_SIGN and not self.direct_reaches(a):
-            # a mover's job is to put a word into the guess: asked anywhere else, the card
-            # cannot be what any head does
+        where = self.position_problem(q.card, a, p)
+        if where is not None:
+            # the card says who answers and where it is asked: false here, whatever heads do
             rep.verdict = "no-such-question"
-            rep.message = (f"this card moves a word into the guess, but the guess is made at "
-                           f"{self.puzzle.metric.at}: what is said at {a} does not reach it "
-                           "directly")
-            return rep, []
+            rep.message = f"in round {q.round}, {a} cannot ask {p} this: {where}"
+            return rep, [], False
         g, misfit = self.group_for(q.card, layers, a, p)
         rep.effect = g.effect
         rep.numbers = {"effect": g.effect, "noise": g.noise, "direct": g.direct,
                        "through_queries": g.queries}
         names = [f"{l_}.{h}" for l_, h in g.heads]
         if g.heads:
+            keep = list(g.heads) if given else []  # a given question keeps its heads
             seen_by = (self.without(self.primaries(a, p)) if q.card == "backup-name-mover"
                        else self)
             rep.heads = seen_by.evidence(g, q.card, a, p)
@@ -486,39 +652,60 @@ class _Judge:
             moved = f"{together} the guess by {_pct(g.effect)} of the gap"
             backup = (" with the main name movers silenced" if q.card == "backup-name-mover"
                       else "")
+            # the card's own mechanism: the direct path for movers, the movers' queries for
+            # s-inhibition, the whole effect for the pattern cards
+            part = (g.direct if q.card in COPY_SIGN else
+                    g.queries if q.card == "s-inhibition" else g.effect)
             strong = sign * g.effect >= EFFECT_MIN or (
                 q.card in COPY_SIGN and sign * g.direct >= EFFECT_MIN)
+            inside = f"inside the noise of these prompts ({_pct(g.noise)} either way)"
             if g.passes and strong:
                 if not self.measurable(g, sign):
                     rep.verdict = "not-measurable"
-                    rep.message = (f"{listen}; {moved}{backup}, but that is inside the noise "
-                                   f"of these prompts ({_pct(g.noise)} either way)")
-                    return rep, []
+                    rep.message = f"{listen}; {moved}{backup}, but that is {inside}"
+                    return rep, keep, True
                 rep.verdict = "confirmed"
                 rep.message = f"{listen}; {moved}{backup}" + self._mechanism_words(q.card, g)
-                return rep, list(g.heads)
+                return rep, list(g.heads), False
+            against = min(sign * g.effect, sign * part)
+            if against <= -EFFECT_MIN:
+                # the card says they help the guess; they push it the other way
+                if -against < NOISE_Z * g.noise:
+                    rep.verdict = "not-measurable"
+                    rep.message = (f"{listen}; {moved}{backup}, against the guess, but that "
+                                   f"is {inside}")
+                    return rep, keep, True
+                rep.verdict = "no-such-question"
+                rep.message = (f"{listen}; but they work against the guess: {moved}{backup} "
+                               f"the wrong way ({_pct(against)} of it by what this card "
+                               "does), and this card helps the guess")
+                rep.reveal = {"heads": names}
+                return rep, keep, False
             if not g.passes and sign * g.effect >= EFFECT_MIN:
                 # real listeners with an effect, but not by this card's mechanism
                 rep.verdict = "no-such-question"
                 rep.message = (f"in round {q.round}, the heads through which {a} listens to "
                                f"{p} do not do what this card says: {g.why}")
                 rep.reveal = {"heads": names}
-                return rep, []
-            if sign * g.effect < EFFECT_MIN:
-                rep.verdict = "not-needed"
-                rep.message = (f"{listen}; but the guess hardly depends on it: {moved}"
-                               f"{backup} (a question that matters moves it by "
-                               f"{EFFECT_MIN:.0%} or more)")
-                return rep, list(g.heads)
-            rep.verdict = "no-such-question"
-            rep.message = (f"in round {q.round}, the heads through which {a} listens to {p} "
-                           f"do not do what this card says: {g.why}")
-            return rep, []
+                return rep, keep, False
+            if sign * g.effect + NOISE_Z * g.noise >= EFFECT_MIN:
+                # small, but not shown to be small: it may yet matter
+                rep.verdict = "not-measurable"
+                rep.message = (f"{listen}; {moved}{backup}: too close to "
+                               f"{EFFECT_MIN:.0%} to tell whether the guess depends on it "
+                               f"({_pct(g.noise)} of noise either way)")
+                return rep, keep, True
+            rep.verdict = "not-needed"
+            rep.message = (f"{listen}; but the guess hardly depends on it: {moved}"
+                           f"{backup} (a question that matters moves it by "
+                           f"{EFFECT_MIN:.0%} or more)")
+            return rep, keep, False
 
         # no head of this round fits: whom do the card's heads here listen to instead?
         others: dict[str, list[Head]] = {}
         for h, role in self.listeners(layers, a).items():
-            if role != p and self.fits(q.card, *h, a, role)[0]:
+            if role != p and self.position_problem(q.card, a, role) is None \
+                    and self.fits(q.card, *h, a, role)[0]:
                 others.setdefault(role, []).append(h)
         for role, hs in sorted(others.items(), key=lambda kv: -len(kv[1])):
             o_sign = self.metric_sign(q.card, role)
@@ -532,7 +719,7 @@ class _Judge:
                                f"{even:.2f})")
                 rep.reveal = {"responder": role, "heads": [f"{l_}.{h}" for l_, h in hs]}
                 rep.numbers = {"attention": best_p, "even": even}
-                return rep, []
+                return rep, [], False
 
         # the same question in another round?
         for other in self.block.rounds:
@@ -549,7 +736,7 @@ class _Judge:
                                "round")
                 rep.reveal = {"round": other, "heads": [f"{l_}.{h}" for l_, h in og.heads]}
                 rep.numbers = {"attention": near[0], "even": even}
-                return rep, []
+                return rep, [], False
 
         rep.verdict = "no-such-question"
         if misfit:
@@ -558,14 +745,14 @@ class _Judge:
                            f"{self.attention(layer, h, a, p):.2f} of its attention), but not "
                            f"with this question: {why}")
             rep.reveal = {"heads": [f"{l_}.{h_}" for (l_, h_), _ in misfit]}
-            return rep, []
+            return rep, [], False
         near = max((self.attention(layer, h, a, p), (layer, h)) for layer in layers
                    for h in range(self.lm.n_heads))
         rep.message = (f"in round {q.round}, nobody lets {a} ask {p} this: the closest head "
                        f"gives {p} {near[0]:.2f} of its attention (an even spread gives "
                        f"{even:.2f}), not clearly more than it gives the others")
         rep.numbers = {"attention": near[0], "even": even}
-        return rep, []
+        return rep, [], False
 
     @staticmethod
     def _mechanism_words(card: str, g: _Group) -> str:

@@ -3,7 +3,7 @@ them in docs/how-grading-works.md)."""
 
 from __future__ import annotations
 
-JUDGE_VERSION = "5"
+JUDGE_VERSION = "6"
 
 # ---- thresholds (documented in docs/how-grading-works.md) ----------------------------------
 TASK_ACCURACY = 0.6
@@ -34,6 +34,19 @@ PRIMARY_MIN = 0.025
 backups are the others, measured with the primaries silenced."""
 NEED_LOSS = 0.03
 """A question is needed when dropping it changes faithfulness by at least this much."""
+POSITION_SHARE = 0.8
+"""A card's claim about where the responder stands (previous-token: right behind the asker;
+duplicate-token: holding the asker's own word; induction: right after an earlier copy of it;
+movers: holding a word the guess is about; movers and s-inhibition: asked where the guess is
+made) must hold in at least this share of the puzzle's prompts. Roles are fixed by the
+templates, so on every shipped puzzle a claim holds in all prompts or in none; the margin
+leaves room for a sampled word that happens to repeat, and is well above one half so that a
+claim true in only half the templates (say, ABBA but not BABA) is not the card's question."""
+WIDEN_MAX = 4
+"""When a verdict is inside its noise (the effect or its absence not yet shown), the question
+is measured again on twice, then four times as many prompts before it is called
+not-measurable: otherwise a verdict could flip with the prompts' seed (a previous-token group
+moving the guess by 26% with noise 9% would be confirmed on one seed and not on another)."""
 MAX_BATCH = 512
 MAX_EVIDENCE = 8
 
