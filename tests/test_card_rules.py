@@ -140,3 +140,51 @@ def test_every_excluded_question_is_no_such_question_and_never_solves(puzzle, li
     padded = grade(puzzle, Circuit(puzzle.id, [*block.solution, *(q for q, _ in excluded)]),
                    lm)
     assert not padded.solved and padded.stars == 0
+
+
+def test_q_path_receivers(lineup_home):
+    """``Edit.q_receivers``: naming every later head is the plain q_path edit; naming a head
+    of an earlier layer than the sender leaves the run as the target's."""
+    import torch
+
+    from engine.interventions import Edit
+    from engine.interventions.runner import run_edits
+    from engine.judge import load_for
+    from engine.judge.runs import _load_split
+
+    puzzle = next(p for p in load_all() if p.id == "ioi-whole-circuit")
+    lm = load_for(puzzle, "toy")
+    ps = puzzle.build_prompts(lm.tokenizer, "play")
+    split, _ = _load_split(lm, ps, list(puzzle.roles), play=True, cancelled=None)
+    later = [(layer, h) for layer in range(2, lm.n_layers) for h in range(lm.n_heads)]
+    sender = [(1, 0, "S2"), (2, 1, "END")]
+    values = run_edits(lm, split.state(), [
+        Edit.of(), Edit.of(q_path=sender), Edit.of(q_path=sender, q_receivers=later),
+        Edit.of(q_path=sender, q_receivers=[(0, 0)])])
+    assert not torch.allclose(values[1], values[0])
+    assert torch.allclose(values[2], values[1], atol=1e-5)
+    assert torch.allclose(values[3], values[0], atol=1e-5)
+    with pytest.raises(Exception, match="receivers"):
+        Edit.of(q_receivers=[(0, 0)])
+
+
+def test_a_judge_widens_to_twice_then_four_times_the_prompts(lineup_home):
+    """``_Judge.widened``: the same puzzle's seed with its count doubled, then doubled again
+    (``WIDEN_MAX``), then no further; each wider judge is made once."""
+    from engine.judge import load_for
+    from engine.judge.questions import _Judge
+    from engine.judge.runs import _load_split
+    from engine.judge.scores import _head_scores
+    from engine.judge.thresholds import WIDEN_MAX
+
+    puzzle = next(p for p in load_all() if p.id == "ioi-s-inhibition")
+    lm = load_for(puzzle, "toy")
+    ps = puzzle.build_prompts(lm.tokenizer, "play")
+    play, _ = _load_split(lm, ps, list(puzzle.roles), play=True, cancelled=None)
+    judge = _Judge(puzzle, puzzle.block("toy"), lm, play, _head_scores(lm), list(puzzle.roles))
+    two = judge.widened()
+    assert two is not None and two.play.n == 2 * play.n and judge.widened() is two
+    assert two.ps.texts[: play.n] == ps.texts  # the same sentences, and more
+    four = two.widened()
+    assert four is not None and four.play.n == WIDEN_MAX * play.n
+    assert four.widened() is None

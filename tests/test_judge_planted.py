@@ -213,3 +213,26 @@ def test_backups_are_found_with_the_name_movers_silenced(tmp_path, planted):
         r = check(puzzle, lm, *circuit)
         assert not r.solved and r.completeness["ok"] == 0.0, r.completeness
         assert says in " ".join(r.problems)
+
+
+def test_given_questions_do_not_flip_with_the_seed(tmp_path, planted):
+    """Issue 20, case 4: a given question's verdict was not-measurable on one prompt seed and
+    confirmed on another, and its heads left the circuit with it. Now a verdict inside its
+    noise is measured on more prompts first, and a given question keeps its heads whatever
+    its verdict: on two seeds the givens get the same verdicts and their heads are kept."""
+    lm = planted("planted-gpt2")
+    seen = []
+    for seed in (401, 411):
+        path = _puzzle_file(tmp_path, f"planted-seed-{seed}")
+        path.write_text(path.read_text().replace("seed: 401", f"seed: {seed}"))
+        puzzle = find_puzzle(path)
+        block = puzzle.block("gpt2")
+        report = check(puzzle, lm, *[q for q in REFERENCE if q not in block.given])
+        givens = [r for r in report.questions if r.given]
+        assert givens
+        seen.append([(r.round, r.asker, r.card, r.verdict) for r in givens])
+        for r in givens:
+            assert {h.head for h in r.heads} <= set(report.circuit_heads), (r.verdict, r.message)
+        prev = rep_of(report, PREV)
+        assert prev.verdict == "confirmed", prev.message
+    assert seen[0] == seen[1]

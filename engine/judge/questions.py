@@ -180,7 +180,7 @@ class _Judge:
         spec = self.puzzle.prompts
         factor = self.factor * 2
         bigger = dataclasses.replace(self.puzzle, prompts=dataclasses.replace(
-            spec, count=spec.count * factor // self.factor))
+            spec, count=spec.count * factor))  # self.puzzle is always the puzzle's own
         wide: _Judge | None
         try:
             ps = bigger.build_prompts(self.lm.tokenizer, "play")
