@@ -138,4 +138,4 @@ def too_big(lm: Any, n_prompts: int, n_tokens: int, *, play: bool = True) -> str
 
 
 def _gb(n_bytes: int) -> str:
-    return f"{n_bytes / 1e9:.1f} GB"
+    return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 10e9 else f"{n_bytes / 1e9:.2f} GB"

@@ -70,6 +70,8 @@ class PatchReport:
     reading: str
     estimate: bool = False
     timing_s: dict[str, float] = field(default_factory=dict)
+    layers: list[int] = field(default_factory=list)
+    """The layer of each row (every layer, in order, unless fewer were asked for)."""
 
     @property
     def title(self) -> str:
@@ -83,7 +85,7 @@ class PatchReport:
             "answers": self.answers, "clean_metric": self.clean_metric,
             "corrupted_metric": self.corrupted_metric, "columns": self.columns,
             "effects": self.effects, "fractions": self.fractions, "reading": self.reading,
-            "estimate": self.estimate, "timing_s": self.timing_s,
+            "estimate": self.estimate, "timing_s": self.timing_s, "layers": self.layers,
         }
 
 
@@ -93,10 +95,13 @@ def fraction_of_gap(value: float, clean: float, corrupted: float) -> float:
     return (value - corrupted) / gap if abs(gap) > 1e-9 else 0.0
 
 
-def reading(at: str, position: str, columns: list[str], fractions: list[list[float]]) -> str:
+def reading(at: str, position: str, columns: list[str], fractions: list[list[float]],
+            layers: list[int] | None = None) -> str:
     """One line saying what the strongest cell means, in the line's words: the cell that
-    brings back most of the gap, or, when silencing, the one that leaves least of it."""
-    cells = [(f, layer, j) for layer, row in enumerate(fractions) for j, f in enumerate(row)]
+    brings back most of the gap, or, when silencing, the one that leaves least of it. Row i
+    is layer ``layers[i]`` (layer i by default)."""
+    layer_of = layers or list(range(len(fractions)))
+    cells = [(f, layer_of[i], j) for i, row in enumerate(fractions) for j, f in enumerate(row)]
     if not cells:
         return "nothing to read: the grid is empty"
     pick = min if at == "silence" else max
@@ -114,14 +119,16 @@ def reading(at: str, position: str, columns: list[str], fractions: list[list[flo
 def puzzle_patch(puzzle: Puzzle, lm: LoadedModel, *, at: str = "head", position: str = ALL,
                  count: int | None = None, estimate: bool = False,
                  progress: Callable[[int, int], None] | None = None,
-                 cancelled: Callable[[], bool] | None = None) -> PatchReport:
+                 cancelled: Callable[[], bool] | None = None,
+                 layers: list[int] | None = None) -> PatchReport:
     """The puzzle's grid of one kind on its first ``count`` play prompts (all by default).
 
     Patching is denoising (corrupted run, one piece from the clean run); silencing runs the
     clean prompts with one head mean-ablated over the corrupted ones, per template.
     ``estimate`` gives attribution patching's first-order picture instead, for a head's
     output, query, key or value (one forward and one backward:
-    ``engine.interventions.attribution_patch_grid``)."""
+    ``engine.interventions.attribution_patch_grid``). ``layers`` limits an exact grid's rows
+    to those layers."""
     import time
 
     from engine.interventions import attribution_patch_grid, patch_grid
@@ -143,6 +150,8 @@ def puzzle_patch(puzzle: Puzzle, lm: LoadedModel, *, at: str = "head", position:
     if position != ALL and position not in roles:
         raise UsageError(f"{puzzle.id} has no person called {position!r}; its people: "
                          f"{', '.join(roles)} (or {ALL} for every position)")
+    if estimate and layers is not None:
+        raise UsageError("the first-order estimate covers every layer")
     if estimate and at in ("resid", "silence"):
         raise UsageError("the first-order estimate is made for a head's output, query, key "
                          "or value")
@@ -152,7 +161,7 @@ def puzzle_patch(puzzle: Puzzle, lm: LoadedModel, *, at: str = "head", position:
     if at == "silence":
         grid = patch_grid(lm, clean, corrupted, metric, at="silence",
                           templates=ps.templates[:n] or None, progress=progress,
-                          cancelled=cancelled)
+                          cancelled=cancelled, layers=layers)
         clean_metric, corrupted_metric = grid.target_metric, grid.source_metric
         columns, effects = grid.columns, grid.effects
     elif estimate:
@@ -162,9 +171,11 @@ def puzzle_patch(puzzle: Puzzle, lm: LoadedModel, *, at: str = "head", position:
         columns = [str(h) for h in range(lm.n_heads)]
     else:
         grid = patch_grid(lm, corrupted, clean, metric, at=at, position=position,
-                          positions=roles, progress=progress, cancelled=cancelled)
+                          positions=roles, progress=progress, cancelled=cancelled,
+                          layers=layers)
         clean_metric, corrupted_metric = grid.source_metric, grid.target_metric
         columns, effects = grid.columns, grid.effects
+    shown_layers = list(range(lm.n_layers)) if estimate or layers is None else list(layers)
     rows = [[round(float(v), 5) for v in row] for row in effects.tolist()]
     fractions = [[round(fraction_of_gap(v, clean_metric, corrupted_metric), 4) for v in row]
                  for row in effects.tolist()]
@@ -176,8 +187,10 @@ def puzzle_patch(puzzle: Puzzle, lm: LoadedModel, *, at: str = "head", position:
         puzzle=puzzle.id, model=lm.name, label=lm.label, metric=ps.metric.kind, at=at,
         position=shown, prompts=ps.texts[:n], corrupted=ps.corrupted[:n], answers=answers,
         clean_metric=clean_metric, corrupted_metric=corrupted_metric, columns=columns,
-        effects=rows, fractions=fractions, reading=reading(at, shown, columns, fractions),
-        estimate=estimate, timing_s={"patching": round(time.perf_counter() - t0, 4)})
+        effects=rows, fractions=fractions,
+        reading=reading(at, shown, columns, fractions, shown_layers),
+        estimate=estimate, timing_s={"patching": round(time.perf_counter() - t0, 4)},
+        layers=shown_layers)
 
 
 def _baselines(lm: LoadedModel, clean: Any, corrupted: Any, metric: Any) -> tuple[float, float]:

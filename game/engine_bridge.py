@@ -229,7 +229,7 @@ class Engine:
     def patch(self, puzzle: Puzzle, at: str = "head", *, position: str = "*",
               n: int | None = None, estimate: bool = False,
               progress: Callable[[int, int], None] | None = None,
-              cancelled: Cancelled | None = None) -> Any:
+              cancelled: Cancelled | None = None, layers: list[int] | None = None) -> Any:
         """One of the essay's experiments on the first ``n`` play prompts, as
         ``engine.patching.PatchReport`` (the report ``lineup patch --json`` prints). By
         default ``n`` keeps an exact grid to a few seconds (``prompts_for``)."""
@@ -238,7 +238,7 @@ class Engine:
         lm = self.lm(puzzle)
         return puzzle_patch(puzzle, lm, at=at, position=position,
                             count=n or prompts_for(lm.facts.heads), estimate=estimate,
-                            progress=progress, cancelled=cancelled)
+                            progress=progress, cancelled=cancelled, layers=layers)
 
     def listeners(self, text: str, asker: int, responder: int, *,
                   puzzle: Puzzle | None = None) -> Any:

@@ -37,15 +37,17 @@ def cell(value: float, *, numbers: bool, width: int) -> Text:
 
 def heatmap(values: Sequence[Sequence[float]], *, columns: Sequence[str], title: str = "",
             row_label: str = "round", column_label: str = "question",
-            numbers: bool = False) -> Table:
-    """A table of coloured cells: ``values[row][col]``, rows numbered from 0."""
+            numbers: bool = False, rows: Sequence[int] | None = None) -> Table:
+    """A table of coloured cells: ``values[row][col]``, rows numbered from 0 (or by
+    ``rows``: the layer each row is)."""
     width = max(5 if numbers else 3, *(len(c) for c in columns))
     table = Table(title=Text(title) if title else None, title_justify="left", box=None,
                   padding=(0, 0), show_edge=False, pad_edge=False)
     table.add_column(Text(f"{row_label} \\ {column_label}"), justify="right", no_wrap=True)
     for name in columns:
         table.add_column(Text(str(name)), justify="left", width=width + 1, no_wrap=True)
-    for r, row in enumerate(values):
+    names = list(rows) if rows else list(range(len(values)))
+    for r, row in zip(names, values, strict=True):
         table.add_row(Text(f"{r}  "), *(cell(v, numbers=numbers, width=width) for v in row))
     return table
 
@@ -61,7 +63,7 @@ def legend(what: str = "share of the gap brought back") -> Text:
 
 def picture(values: Sequence[Sequence[float]], *, columns: Sequence[str], title: str,
             reading: str, legend_text: str, column_label: str = "question",
-            numbers: bool = False) -> Group:
+            numbers: bool = False, rows: Sequence[int] | None = None) -> Group:
     """A heatmap with its legend and a one-line reading: what ``lineup patch`` prints."""
     return Group(heatmap(values, columns=columns, title=title, column_label=column_label,
-                         numbers=numbers), legend(legend_text), Text(reading))
+                         numbers=numbers, rows=rows), legend(legend_text), Text(reading))

@@ -165,7 +165,7 @@ class FakeEngine:
     def patch(self, puzzle: Puzzle, at: str = "head", *, position: str = "*",
               n: int | None = None, estimate: bool = False,
               progress: Callable[[int, int], None] | None = None,
-              cancelled: Cancelled | None = None) -> Any:
+              cancelled: Cancelled | None = None, layers: list[int] | None = None) -> Any:
         """Made-up grids of the real report's shape: question 1.2 (or person 0) stands out."""
         from engine.patching import PatchReport, reading
 

@@ -105,6 +105,8 @@ def test_doctor_reports_each_check():
     checks = {c["check"]: c for c in payload["checks"]}
     assert checks["GPT-2 tokenizer"]["ok"]
     assert "real GPT-2" in checks
+    tools = [c for name, c in checks.items() if name.startswith("tool: ")]
+    assert len(tools) >= 9 and all(c["ok"] for c in tools), tools  # on the default model
     assert result.returncode == (0 if payload["ok"] else 1)
 
 

@@ -5,7 +5,7 @@ plus the first-order attribution estimate of a head grid."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from engine.errors import UsageError
@@ -56,6 +56,7 @@ class PatchGrid:
     effects: torch.Tensor
     target_metric: float
     source_metric: float
+    layers: list[int] = field(default_factory=list)  # the layer of each row of ``effects``
 
 
 def patch_grid(
@@ -71,6 +72,7 @@ def patch_grid(
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] | None = None,
     max_batch: int = 512,
+    layers: Sequence[int] | None = None,
 ) -> PatchGrid:
     """Every cell of one kind of intervention, one head (or one person) at a time, through
     ``run_edits`` (the one runner): each layer's runs start from the target's cached
@@ -84,7 +86,8 @@ def patch_grid(
       ``templates`` gives each source prompt's template).
 
     Denoising is target = corrupted, source = clean; silencing is target = clean, source =
-    corrupted. ``metric`` reads last-position logits.
+    corrupted. ``metric`` reads last-position logits. ``layers`` limits the rows to those
+    layers (in that order; every layer by default).
     """
     import torch
 
@@ -107,7 +110,11 @@ def patch_grid(
     last = target.last.to(device)
     rows = torch.arange(len(target), device=device)
     columns = list(positions) if at == "resid" else [str(h) for h in range(lm.n_heads)]
-    grid = torch.empty(L, len(columns))
+    rows_asked = list(range(L)) if layers is None else list(layers)
+    for layer in rows_asked:
+        if not 0 <= layer < L:
+            raise UsageError(f"no layer {layer} in a model of {L} layers")
+    grid = torch.empty(len(rows_asked), len(columns))
     with torch.inference_mode():
         source_run = forward(lm, source, record=[*names, final], logits="none")
         target_run = forward(lm, target, record=[*resid_names, final], logits="none")
@@ -130,7 +137,7 @@ def patch_grid(
         target_metric = float(state.metric(target_run[final][rows, last]).float().mean())
         source_metric = float(state.metric(source_run[final][rows, last]).float().mean())
         del source_run, target_run, stacked
-        for layer in range(L):
+        for row, layer in enumerate(rows_asked):
             if cancelled is not None and cancelled():
                 raise InterruptedError("patching cancelled")
             if at == "resid":
@@ -141,12 +148,12 @@ def patch_grid(
                 edits = [Edit.of(z=[(layer, h, position)]) for h in range(lm.n_heads)]
             else:
                 edits = [Edit.of(qkv=[(kind, layer, h, position)]) for h in range(lm.n_heads)]
-            grid[layer] = run_edits(lm, state, edits, max_batch=max_batch).mean(1)
+            grid[row] = run_edits(lm, state, edits, max_batch=max_batch).mean(1)
             if progress is not None:
-                progress(layer + 1, L)
+                progress(row + 1, len(rows_asked))
     return PatchGrid(at=at, position=ALL if at in ("resid", "silence") else position,
                      columns=columns, effects=grid, target_metric=target_metric,
-                     source_metric=source_metric)
+                     source_metric=source_metric, layers=rows_asked)
 
 
 def attribution_patch_grid(

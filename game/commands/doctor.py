@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 from collections.abc import Callable
+from typing import Any
 
 from game.output import Exit, add_json_option, emit_json
 
@@ -19,7 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "folders, the size of the judge's run cache and its cap, whether real GPT-2 is cached "
         "and SmolLM2 "
         "converted (each of its files against the size and sha256 the conversion recorded), "
-        "and which model plays by default; print what to do about each problem. "
+        "and which model plays by default; then run each tool of the game once, briefly, on "
+        "that model and name any that fails; print what to do about each problem. "
         "Exits 1 if something needed is broken (a missing GPT-2 or SmolLM2 alone is not a "
         "problem). Never touches the network.",
     )
@@ -149,8 +151,71 @@ def _cache() -> list[Check]:
     return [("run cache", True, detail)]
 
 
+PROBE_SENTENCE = "When Mary and John went to the store, John gave a drink to"
+
+
+def tool_probes(engine: Any, puzzle: Any) -> list[tuple[str, Callable[[], Any]]]:
+    """Each tool of the game as the screens call it (``game.engine_bridge.Engine``), on the
+    smallest input that still takes its whole path: one sentence, or one prompt of a puzzle
+    the model plays; head experiments as their first-order estimate."""
+    lm = engine.lm(puzzle)
+    probes: list[tuple[str, Callable[[], Any]]] = [
+        ("think now (logit lens)", lambda: engine.lens(PROBE_SENTENCE, puzzle=puzzle)),
+        ("who answers (attention)", lambda: engine.attention(
+            PROBE_SENTENCE, lm.n_layers - 1, 0, puzzle=puzzle)),
+        ("who answers: find", lambda: engine.listeners(PROBE_SENTENCE, 3, 1, puzzle=puzzle)),
+    ]
+    if puzzle is not None:
+        for at, name in (("head", "swap one question's answer"), ("query", "swap the question"),
+                         ("key", "swap who answers"), ("value", "swap the answer")):
+            probes.append((name, lambda at=at: engine.patch(puzzle, at, n=1, estimate=True)))
+        last = [lm.n_layers - 1]  # the exact grids' whole path, on their last row only
+        probes.append(("swap a person", lambda: engine.patch(puzzle, "resid", n=1,
+                                                             layers=last)))
+        probes.append(("silence a question", lambda: engine.patch(puzzle, "silence", n=1,
+                                                                  layers=last)))
+        probes.append(("swap exactly", lambda: engine.patch(puzzle, "head", n=1,
+                                                            layers=last)))
+    return probes
+
+
+def _tools() -> list[Check]:
+    """Run every tool once, briefly, on the model that plays by default, and name any that
+    fails (a tool can break on one model family only: issue 21's lens on Llama)."""
+    import time
+
+    from engine.models import default_model
+    from engine.puzzle import load_all
+    from game.engine_bridge import Engine
+
+    name = default_model().name
+    engine = Engine(name)
+    try:
+        lm = engine.lm()
+    except Exception as exc:  # report, never crash
+        return [(f"tools on {name}", False, f"the model does not load: {exc}")]
+    puzzle = next((p for p in load_all() if p.block(lm.block) is not None
+                   and p.block(lm.block).solution), None)
+    checks: list[Check] = []
+    try:
+        probes = tool_probes(engine, puzzle)
+    except Exception as exc:
+        return [(f"tools on {name}", False, f"{type(exc).__name__}: {exc}")]
+    for label, probe in probes:
+        t0 = time.perf_counter()
+        try:
+            probe()
+        except Exception as exc:  # the point is to name the tool that fails
+            checks.append((f"tool: {label}", False, f"fails on {lm.label}: "
+                           f"{type(exc).__name__}: {exc}"))
+        else:
+            checks.append((f"tool: {label}", True,
+                           f"works on {name} ({time.perf_counter() - t0:.1f} s)"))
+    return checks
+
+
 CHECKS: list[Callable[[], list[Check]]] = [
-    _packages, _tokenizer, _toys, _folders, _cache, _gpt2, _smollm2, _default,
+    _packages, _tokenizer, _toys, _folders, _cache, _gpt2, _smollm2, _default, _tools,
 ]
 
 

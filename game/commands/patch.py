@@ -102,7 +102,7 @@ def render(report, *, numbers: bool):
     return Group(head, picture(report.fractions, columns=report.columns, title="",
                                reading=report.reading, legend_text=what,
                                column_label="person" if report.at == "resid" else "question",
-                               numbers=numbers), base)
+                               numbers=numbers, rows=report.layers or None), base)
 
 
 def save_svg(report, path: str, *, numbers: bool) -> None:

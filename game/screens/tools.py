@@ -342,6 +342,6 @@ class ExperimentScreen(ToolScreen):
         self.query_one("#experiment-grid", Static).update(picture(
             report.fractions, columns=report.columns, title="", reading=report.reading,
             legend_text=what, column_label="person" if report.at == "resid" else "question",
-            numbers=self.numbers))
+            numbers=self.numbers, rows=getattr(report, "layers", None) or None))
         if not report.estimate:
             self.query_one(ProgressBar).update(total=1.0, progress=1.0)
