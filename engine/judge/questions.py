@@ -675,10 +675,16 @@ class _Judge:
                     rep.message = (f"{listen}; {moved}{backup}, against the guess, but that "
                                    f"is {inside}")
                     return rep, keep, True
+                if sign * g.effect <= -EFFECT_MIN:
+                    how = (f"{together} the guess the wrong way, by {_pct(-sign * g.effect)} "
+                           f"of the gap{backup}")
+                else:
+                    how = ({"s-inhibition": "what they change in the movers' questions"}.get(
+                        q.card, "what they say straight into the guess")
+                        + f" pushes it the wrong way, by {_pct(-sign * part)} of the gap")
                 rep.verdict = "no-such-question"
-                rep.message = (f"{listen}; but they work against the guess: {moved}{backup} "
-                               f"the wrong way ({_pct(against)} of it by what this card "
-                               "does), and this card helps the guess")
+                rep.message = (f"{listen}; but they work against the guess: {how}, and this "
+                               "card says they help it")
                 rep.reveal = {"heads": names}
                 return rep, keep, False
             if not g.passes and sign * g.effect >= EFFECT_MIN:
