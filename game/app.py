@@ -157,8 +157,12 @@ class LineupApp(App[int]):
 
     def exit(self, result: int | None = None, return_code: int = 0,
              message: Any = None) -> None:
-        """Quit. From here on the game takes no more input (``on_event``)."""
+        """Quit. From here on the game takes no more input (``on_event``); a preparation
+        running in the background stops first (``Engine.stop_preparing``)."""
         self.quitting = True
+        stop = getattr(self.engine, "stop_preparing", None)
+        if stop is not None:
+            stop()
         super().exit(result, return_code, message)
 
     async def on_event(self, event: events.Event) -> None:

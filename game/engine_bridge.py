@@ -74,6 +74,8 @@ class Engine:
         self._block: str | None = None
         self._lms: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._preparing: set[threading.Thread] = set()
+        self._stop_preparing = threading.Event()
 
     @property
     def model(self) -> str:
@@ -168,10 +170,26 @@ class Engine:
 
         with contextlib.suppress(OSError, AttributeError):  # not every system has it
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        me = threading.current_thread()
+        self._preparing.add(me)
+        stop = self._stop_preparing
+
+        def give_up() -> bool:
+            return stop.is_set() or (cancelled is not None and cancelled())
+
         try:
-            return prepare(puzzle, self.lm(puzzle), progress=progress, cancelled=cancelled)
+            return prepare(puzzle, self.lm(puzzle), progress=progress, cancelled=give_up)
         except LineupError:  # a locked puzzle, prompts too long: the check will say so
             return Prepared(puzzle.id, cancelled=True)
+        finally:
+            self._preparing.discard(me)
+
+    def stop_preparing(self, wait: float = 5.0) -> None:
+        """Stop every preparation and wait for its thread to leave torch: a process that
+        exits while a thread is inside a torch kernel aborts (exit 134)."""
+        self._stop_preparing.set()
+        for thread in list(self._preparing):
+            thread.join(wait)
 
     def attention(self, text: str, layer: int, head: int, *,
                   puzzle: Puzzle | None = None) -> AttentionView:

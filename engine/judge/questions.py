@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from engine.judge.faithfulness import Faithfulness
+from engine.judge.positions import position_problem
 from engine.judge.runs import _all_heads, _ensure, _final_name, _resid_at, _Split, _values
 from engine.judge.task import TaskCheck, _mean_se
 from engine.judge.thresholds import (
@@ -20,7 +22,6 @@ from engine.judge.thresholds import (
     MAX_EVIDENCE,
     NOISE_Z,
     PATTERN_CARDS,
-    POSITION_SHARE,
     PRIMARY_MIN,
     SCORE_INDEX,
     SHARE_MIN,
@@ -39,75 +40,6 @@ if TYPE_CHECKING:
     from engine.puzzle import ModelBlock, PromptSet, Puzzle, Question
 
 
-_WORDS = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six", 7: "seven", 8: "eight",
-          9: "nine", 10: "ten"}
-MOVER_CARDS = ("name-mover", "copy", "negative-name-mover", "backup-name-mover")
-"""Cards that say a word into the guess: asked only where the guess is made."""
-
-
-def _share(hits: Sequence[bool]) -> float:
-    return sum(hits) / len(hits) if hits else 0.0
-
-
-def _mode(values: Sequence[int]) -> int:
-    return max(set(values), key=list(values).count)
-
-
-def _guess_words(ps: PromptSet) -> str:
-    """What the guess is about, in the line's words."""
-    m = ps.metric
-    if m.kind == "logit_diff":
-        return f"the guess at {m.at} weighs {m.correct}'s word against {m.wrong}'s"
-    if m.kind == "greater_than":
-        return f"the guess at {m.at} is about numbers above or below {m.correct}'s"
-    return f"the guess at {m.at} is about {m.correct}'s word"
-
-
-def position_problem(card: str, asker: str, responder: str, ps: PromptSet) -> str | None:
-    """Why the card's claim about positions is false on these prompts, in the line's words,
-    or None when it holds in at least ``POSITION_SHARE`` of them. Checked before any effect:
-    a card is a claim about who answers (previous-token: the person right behind; duplicate-
-    token: one holding my own word; induction: the one right after an earlier copy of my
-    word; movers: one holding a word the guess is about), and about where it is asked (movers
-    and s-inhibition: where the guess is made). Needs no model run."""
-    a_pos, r_pos = ps.roles[asker], ps.roles[responder]
-    ids = ps.token_ids
-    at = ps.roles[ps.metric.at]
-    n = len(ids)
-    if (card in MOVER_CARDS or card == "s-inhibition") \
-            and _share([a_pos[i] == at[i] for i in range(n)]) < POSITION_SHARE:
-        if card == "s-inhibition":
-            return (f"a warning is heard by the people who say a name into the guess, and "
-                    f"they ask at {ps.metric.at}: what is said at {asker} does not reach "
-                    "their questions")
-        return (f"this card moves a word into the guess, but the guess is made at "
-                f"{ps.metric.at}: what is said at {asker} does not reach it directly")
-    if card == "previous-token":
-        if _share([a_pos[i] - r_pos[i] == 1 for i in range(n)]) < POSITION_SHARE:
-            gap = _mode([a_pos[i] - r_pos[i] for i in range(n)])
-            far = _WORDS.get(gap, str(gap))
-            return f"{responder} stands {far} people behind {asker}, not right behind"
-    elif card == "duplicate-token":
-        if _share([ids[i][r_pos[i]] == ids[i][a_pos[i]] for i in range(n)]) < POSITION_SHARE:
-            return (f"{responder} does not hold {asker}'s own word (in the first sentence "
-                    f"{asker} holds {ps.tokens[0][a_pos[0]]!r} and {responder} "
-                    f"{ps.tokens[0][r_pos[0]]!r})")
-    elif card == "induction":
-        if _share([r_pos[i] > 0 and ids[i][r_pos[i] - 1] == ids[i][a_pos[i]]
-                   for i in range(n)]) < POSITION_SHARE:
-            before = ps.tokens[0][r_pos[0] - 1] if r_pos[0] > 0 else ""
-            return (f"{responder} does not stand right after an earlier copy of {asker}'s "
-                    f"word (in the first sentence the person right before {responder} holds "
-                    f"{before!r}, and {asker} {ps.tokens[0][a_pos[0]]!r})")
-    elif card in MOVER_CARDS:
-        answers = [set(ps.correct[i]) | set(ps.wrong[i]) for i in range(n)]
-        if _share([ids[i][r_pos[i]] in answers[i] for i in range(n)]) < POSITION_SHARE:
-            return (f"{responder}'s word is not one the guess is about: "
-                    f"{_guess_words(ps)} (in the first sentence {responder} holds "
-                    f"{ps.tokens[0][r_pos[0]]!r})")
-    return None
-
-
 @dataclass
 class _Group:
     """A question's heads in one round and what they do together."""
@@ -122,7 +54,7 @@ class _Group:
     why: str = ""  # in words, when it does not
 
 
-class _Judge:
+class _Judge(Faithfulness):
     def __init__(self, puzzle: Puzzle, block: ModelBlock, lm: LoadedModel, play: _Split,
                  heads: dict[str, Any], roles: list[str], *, ps: PromptSet | None = None,
                  factor: int = 1) -> None:
@@ -791,72 +723,6 @@ class _Judge:
             rep.message = (f"in round {q.round}, what {q.asker} thinks barely matters "
                            f"(the guess moves by {_pct(effect)} of the gap)")
         return rep, []
-
-    # ---- faithfulness ----------------------------------------------------------------
-    def silenced(self, keep: set[Head]) -> Edit:
-        """Every head of the rounds that ``keep`` does not name, mean-ablated."""
-        from engine.interventions import Edit
-
-        return Edit.of(ablate=[h for h in self.round_heads if h not in keep])
-
-    def completeness(self, split: _Split, keep: set[Head], faith: float,
-                     reports: Sequence[QuestionReport], used: Sequence[Sequence[Head]]
-                     ) -> dict[str, float]:
-        """The puzzle's completeness test (``Thresholds.within`` / ``without``): how far the
-        circuit is from behaving like the model, as is and with the ``without`` card's heads
-        silenced in both. Wang et al. use the same test to show a circuit holds the heads
-        that take over when the main ones are knocked out."""
-        t = self.block.thresholds
-        assert t.within is not None
-        out = {"as_is": faith, "within": t.within}
-        worst = abs(faith - 1.0)
-        if t.without is not None:
-            gone = {h for rep, hs in zip(reports, used, strict=True) if rep.card == t.without
-                    for h in hs}
-            out["silenced_heads"] = float(len(gone))
-            circuit = self.faithfulness(split, keep - gone)
-            model = self.faithfulness(split, set(self.round_heads) - gone)  # only `gone` off
-            out.update(circuit_without=circuit, model_without=model)
-            worst = max(worst, abs(circuit - model))
-        out["ok"] = 1.0 if worst <= t.within else 0.0
-        return out
-
-    def incomplete_words(self, c: dict[str, float]) -> str:
-        """Why the completeness test fails, in the line's words, without naming heads."""
-        w = c["within"]
-        if abs(c["as_is"] - 1.0) > w:
-            how = "more" if c["as_is"] > 1.0 else "less"
-            return (f"your circuit says the answer {how} surely than the whole line does "
-                    f"(faithfulness {c['as_is']:.2f}; it must be within {w:.2f} of 1.00): "
-                    + ("someone who holds the answer back is missing" if how == "more"
-                       else "someone who helps is missing"))
-        card = self.block.thresholds.without
-        return (f"silence the people who ask {card} and the whole line still keeps "
-                f"{c['model_without']:.2f} of its answer, but your circuit keeps "
-                f"{c['circuit_without']:.2f} (they must agree within {w:.2f}): "
-                + ("someone who takes over when they are gone is missing"
-                   if c["circuit_without"] < c["model_without"] else
-                   "someone who holds the answer back is missing"))
-
-    def floor(self, split: _Split) -> float:
-        """The metric with every head of the rounds silenced: faithfulness 0. Without kept
-        layers that is the whole model's heads, measured once when the split is built."""
-        if not self.block.kept:
-            return split.ablated
-        edit = self.silenced(set())
-        _ensure(self.lm, split, [edit])
-        values = _values(split, edit)
-        return sum(values) / len(values)
-
-    def faithfulness(self, split: _Split, keep: set[Head]) -> float:
-        edit = self.silenced(keep)
-        _ensure(self.lm, split, [edit])
-        values = _values(split, edit)
-        floor = self.floor(split)
-        denom = split.clean - floor
-        if abs(denom) < 1e-6:
-            return 0.0
-        return (sum(values) / len(values) - floor) / denom
 
 
 def _invalid(q: Question, puzzle: Puzzle, block: ModelBlock, roles: list[str],
