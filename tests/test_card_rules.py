@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.judge.questions import MOVER_CARDS, position_problem
+from engine.judge.positions import MOVER_CARDS, position_problem
 from engine.puzzle import CARDS, Circuit, Question, card_id, load_all, question_problem
 
 LADDERS = ("ioi", "induction")
