@@ -152,11 +152,13 @@ HEAD_CARDS: dict[str, dict[str, str]] = {
 
 
 def word_lists() -> dict[str, list[str]]:
-    """The puzzle word lists (``puzzles/words.yaml``), which the vocabulary must cover."""
+    """The puzzle word lists (``puzzles/words.yaml``), which the vocabulary must cover.
+    Tables (lists of rows, filled a row at a time) are left out: no toy plays them."""
     import yaml
 
     data = yaml.safe_load(WORDS_FILE.read_text())
-    return {key: [str(w) for w in words] for key, words in data.items()}
+    return {key: [str(w) for w in words] for key, words in data.items()
+            if not any(isinstance(w, list) for w in words)}
 
 
 def vocabulary() -> list[str]:
