@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-LADDERS = ("induction", "ioi", "beyond")
+LADDERS = ("induction", "ioi", "docstring", "beyond")
 LADDER_TITLES = {
     "induction": "Induction: copying what came next last time",
     "ioi": "Indirect objects: who gets the drink?",
+    "docstring": "Docstrings: which argument comes next?",
     "beyond": "Beyond: when thinking matters",
 }
 BLOCKS = ("gpt2", "smollm2", "toy")  # one block per model family a puzzle supports
@@ -63,10 +64,23 @@ class Question:
 @dataclass
 class FillSource:
     """Where a template placeholder's words come from: a named list in words.yaml, or a list
-    written in the puzzle itself (``list`` is then ``"inline"``)."""
+    written in the puzzle itself (``list`` is then ``"inline"``).
+
+    Fills of a table (``fill: {NAME: {rows: gendered_names, with: [PRONOUN, OTHER]}}``) are
+    drawn together, one row per prompt, so a name keeps its pronoun: each column is a fill
+    whose ``group`` is the first column's fill name (``NAME``) and ``column`` its index; row
+    ``i`` is ``words[i]`` of every column. A column may serve only as an answer word of the
+    metric and stand in no template."""
 
     list: str
     words: list[str]
+    group: str | None = None
+    column: int = 0
+
+    @property
+    def follows(self) -> bool:
+        """True for a table's later columns: their word comes with the first column's row."""
+        return self.group is not None and self.column > 0
 
 
 @dataclass
@@ -101,13 +115,26 @@ class RoleSpec:
 class Metric:
     """``logit_diff``: logit(correct) - logit(wrong) at ``at``; ``logprob``: log p(correct)
     at ``at``; ``greater_than``: p(two-digit numbers above the number at role ``correct``)
-    minus p(those at or below it), at ``at``. ``correct``/``wrong`` are role names: the answer
-    is the token that person holds."""
+    minus p(those at or below it), at ``at``. ``correct``/``wrong`` are role names (the answer
+    is the token that person holds) or answer texts with placeholders, such as ``" {PRONOUN}"``
+    (the answer is that text, filled from the clean prompt's words, as one token): answers
+    that stand nowhere in the prompt."""
 
     kind: str
     at: str
     correct: str
     wrong: str | None = None
+
+
+def is_answer_text(value: str | None) -> bool:
+    """Whether a metric's ``correct``/``wrong`` is an answer text (``" {PRONOUN}"``) rather
+    than a role name."""
+    return value is not None and PLACEHOLDER.search(value) is not None
+
+
+def fill_answer(text: str, fills: dict[str, str]) -> str:
+    """An answer text with each ``{FILL}`` replaced by that fill's word in one prompt."""
+    return PLACEHOLDER.sub(lambda m: fills[m.group(1).strip()], text)
 
 
 @dataclass
@@ -145,7 +172,7 @@ class Thresholds:
 
 @dataclass
 class ModelBlock:
-    """How one model family (``gpt2`` or ``toy``) plays the puzzle."""
+    """How one model family (``gpt2``, ``smollm2`` or ``toy``) plays the puzzle."""
 
     name: str
     rounds: dict[str, tuple[int, int]]  # round name -> inclusive layer range, in order
@@ -157,6 +184,12 @@ class ModelBlock:
     # silenced by the judge, no question placed there. They let a puzzle teach one step
     # while the rest of the line works untouched, without showing (giving away) the rest.
     kept: list[tuple[int, int]] = field(default_factory=list)
+    # Text for this model only, replacing the puzzle's own when this block is played (None:
+    # the puzzle's). Models solve a task differently, and a player on one model must not read
+    # about another's heads; ``Puzzle.text_for`` picks the text.
+    story: str | None = None
+    goal: str | None = None
+    hints: list[str] | None = None  # rot13, as written in the file
 
     def layers(self, round_name: str) -> range:
         lo, hi = self.rounds[round_name]
