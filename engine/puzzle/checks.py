@@ -3,8 +3,8 @@
 ``check_puzzle(puzzle, doc) -> list[Problem]``: templates and fills agree, roles exist and do
 not loop, the metric, corruption and questions name real roles, rounds and offered cards,
 rounds fit the model's layers (GPT-2: 12; a toy: ``n_layer`` from its config.json, no weights
-read), the given questions belong to the reference solution, hints look rot13-encoded, and the
-word lists are long enough to sample distinct words.
+read), the given questions belong to the reference solution, hints (the puzzle's and each
+block's own) look rot13-encoded, and the word lists are long enough to sample distinct words.
 ``check_circuit(circuit, puzzle, block_name) -> list[Problem]``: a player's circuit against a
 puzzle: rounds, roles and cards exist (with "did you mean"); given a tokenizer, responders
 stand behind askers.
@@ -64,9 +64,11 @@ def static_checks(puzzle: Puzzle, doc: Doc | None) -> tuple[list[Problem], bool]
         _check_corrupt(puzzle, out, templates)
     prompt_problems = len(out.problems)
     if "hints" not in broken:
-        _check_hints(puzzle, out)
+        _check_hints(puzzle.hints, out, ("hints",))
     for name, block in puzzle.models.items():
         _check_block(puzzle, block, out, roles_known, ("models", name))
+        if block.hints is not None:  # a block's own hints obey the same rules
+            _check_hints(block.hints, out, ("models", name, "hints"))
     if "models" not in broken and not puzzle.models and not any(
             b.startswith("models.") for b in broken):
         out.add(("models",), "`models` has no gpt2 or toy block")
@@ -228,14 +230,15 @@ def _check_corrupt(puzzle: Puzzle, out: Findings, templates: list[Template]) -> 
                 break
 
 
-def _check_hints(puzzle: Puzzle, out: Findings) -> None:
-    if len(puzzle.hints) < MIN_HINTS:
-        out.add(("hints",), f"give at least {MIN_HINTS} hints (there are {len(puzzle.hints)})")
-    for i, hint in enumerate(puzzle.hints):
+def _check_hints(hints: list[str], out: Findings, at: tuple) -> None:
+    """At least ``MIN_HINTS`` hints, each written in rot13 (the puzzle's or a block's)."""
+    if len(hints) < MIN_HINTS:
+        out.add(at, f"give at least {MIN_HINTS} hints (there are {len(hints)})")
+    for i, hint in enumerate(hints):
         if looks_plain(hint):
-            out.add(("hints", i), f"hint {i + 1} reads as plain English: write it in rot13 "
-                                  "(python -c \"import codecs; print(codecs.encode('...', "
-                                  "'rot13'))\")")
+            out.add((*at, i), f"hint {i + 1} reads as plain English: write it in rot13 "
+                              "(python -c \"import codecs; print(codecs.encode('...', "
+                              "'rot13'))\")")
 
 
 def _check_block(puzzle: Puzzle, block: ModelBlock, out: Findings, roles_ok: bool,

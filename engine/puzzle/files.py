@@ -16,6 +16,25 @@ from engine.puzzle.parts import Corruption, Metric, ModelBlock, PromptSpec, Ques
 from engine.puzzle.prompts import PromptSet, build_prompts
 
 
+@dataclass(frozen=True)
+class PuzzleText:
+    """What the player reads for one model block: the story, the goal and the hints (rot13,
+    as written). A block's own text replaces the puzzle's, field by field, so the words on
+    screen are about the model being played and no other."""
+
+    story: str
+    goal: str
+    hints: tuple[str, ...]
+
+    @property
+    def hints_plain(self) -> list[str]:
+        return [codecs.encode(h, "rot13") for h in self.hints]
+
+    def hint(self, n: int) -> str:
+        """Hint ``n`` (0-based), decoded."""
+        return codecs.encode(self.hints[n], "rot13")
+
+
 @dataclass
 class Puzzle:
     id: str
@@ -39,15 +58,27 @@ class Puzzle:
         """The model block for ``gpt2`` or ``toy``; None means the puzzle is locked for it."""
         return self.models.get(name) if name else None
 
+    def text_for(self, block: ModelBlock | str | None) -> PuzzleText:
+        """The story, goal and hints for a model block (a block or its name): the block's
+        own where it gives them, else the puzzle's. Every place that shows text uses this."""
+        if isinstance(block, str):
+            block = self.block(block)
+        own = block if isinstance(block, ModelBlock) else None
+        story = own.story if own is not None and own.story is not None else self.story
+        goal = own.goal if own is not None and own.goal is not None else self.goal
+        hints = own.hints if own is not None and own.hints is not None else self.hints
+        return PuzzleText(story, goal, tuple(hints))
+
     def locked_for(self, block_name: str | None) -> bool:
         return self.block(block_name) is None
 
     @property
     def hints_plain(self) -> list[str]:
+        """The puzzle's own hints, decoded (a block's may replace them: ``text_for``)."""
         return [codecs.encode(h, "rot13") for h in self.hints]
 
     def hint(self, n: int) -> str:
-        """Hint ``n`` (0-based), decoded."""
+        """The puzzle's own hint ``n`` (0-based), decoded (see ``text_for`` for a block's)."""
         return codecs.encode(self.hints[n], "rot13")
 
     def given(self, block_name: str) -> list[Question]:

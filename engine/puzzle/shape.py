@@ -43,7 +43,7 @@ PROMPTS_KEYS = ["templates", "fill", "count", "seed", "heldout"]
 HELDOUT_KEYS = ["count", "seed"]
 METRIC_KEYS = ["logit_diff", "logprob", "greater_than", "at"]
 CORRUPT_KEYS = ["resample", "distinct"]
-BLOCK_KEYS = ["rounds", "kept", "solution", "given", "pass", "toy"]
+BLOCK_KEYS = ["rounds", "kept", "solution", "given", "pass", "toy", "story", "goal", "hints"]
 PASS_KEYS = ["faithfulness", "heldout", "within", "without"]
 QUESTION_KEYS = ["round", "asker", "card", "responder"]
 CIRCUIT_KEYS = ["puzzle", "model", "questions"]
@@ -462,9 +462,17 @@ def _parse_block(at: tuple, name: str, value: Any, r: FieldReader, top_given: li
         else:
             toy = r.name((*at, "toy"), m["toy"], what="toy")
             ok = ok and toy is not None
+    # this model's own text (None: the puzzle's), read like the puzzle's own keys
+    story = r.text((*at, "story"), m["story"]) if "story" in m else None
+    goal = r.text((*at, "goal"), m["goal"]) if "goal" in m else None
+    hints = _parse_hints((*at, "hints"), m["hints"], r) if "hints" in m else None
+    if any(k in m and v is None for k, v in (("story", story), ("goal", goal),
+                                             ("hints", hints))):
+        ok = False
     if not ok or solution is None or given is None:
         return None
-    return ModelBlock(name, rounds, solution, given, thresholds, toy, kept)
+    return ModelBlock(name, rounds, solution, given, thresholds, toy, kept, story=story,
+                      goal=goal, hints=hints)
 
 
 
