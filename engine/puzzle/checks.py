@@ -19,7 +19,14 @@ import re
 from typing import Any
 
 from engine.puzzle.files import Circuit, Puzzle
-from engine.puzzle.parts import PLACEHOLDER, ModelBlock, Problem, Question, RoleSpec
+from engine.puzzle.parts import (
+    PLACEHOLDER,
+    ModelBlock,
+    Problem,
+    Question,
+    RoleSpec,
+    is_answer_text,
+)
 from engine.puzzle.prompts import RoleError, Template, list_key, occurrence_of, sample
 from engine.puzzle.reader import Doc, Findings, read_yaml
 from engine.puzzle.rules import question_problems
@@ -113,16 +120,21 @@ def _check_templates(puzzle: Puzzle, out: Findings) -> list[Template]:
                         "template 1, so the roles would not line up")
             continue
         parsed.append(t)
-    used = {name for t in parsed for name in t.occurrences}
-    for name in spec.fill:
+    used = {name for t in parsed for name in t.occurrences} | answer_fills(puzzle)
+    for name, source in spec.fill.items():
         if parsed and name not in used:
-            out.add(("prompts", "fill", name), f"fill {name!r} is used by no template", key=True)
+            where = ("prompts", "fill", source.group or name)
+            out.add(where, f"fill {name!r} is used by no template"
+                           + (" and no answer of the metric" if source.group else ""),
+                    key=source.group is None)
     if len(parsed) != len(spec.templates):
         return []
     # enough words to draw distinct ones (fills sharing a list, plus corruption)
     need: dict[str, int] = {}
     size: dict[str, tuple[int, str]] = {}
     for name, source in spec.fill.items():
+        if source.follows:  # comes with its row
+            continue
         key = list_key(name, source)
         need[key] = need.get(key, 0) + 1
         size[key] = (len(source.words), name)
@@ -184,16 +196,42 @@ def _role_ref(puzzle: Puzzle, out: Findings, at: tuple, role: str | None, what: 
     return False
 
 
+def answer_fills(puzzle: Puzzle) -> set[str]:
+    """The fills the metric's answer texts (``" {PRONOUN}"``) name."""
+    m = puzzle.metric
+    return {f.strip() for a in (m.correct, m.wrong) if is_answer_text(a)
+            for f in PLACEHOLDER.findall(a or "")}
+
+
+def _answer_ref(puzzle: Puzzle, out: Findings, at: tuple, answer: str | None) -> bool:
+    """A metric answer names a role, or is an answer text whose placeholders are fills."""
+    if not is_answer_text(answer):
+        if answer is not None and answer not in puzzle.roles and answer in puzzle.prompts.fill:
+            out.add(at, f"metric: no role called {answer!r}; {answer} is a fill: to compare "
+                        f"its word, write the answer text \" {{{answer}}}\" (with the space the "
+                        "word has after the prompt)")
+            return False
+        return _role_ref(puzzle, out, at, answer, "metric")
+    ok = True
+    for name in PLACEHOLDER.findall(answer or ""):
+        if name.strip() not in puzzle.prompts.fill:
+            out.add(at, f"metric: {answer!r} uses {{{name}}}, which `fill` does not define"
+                        f"{did_you_mean(name, puzzle.prompts.fill)}")
+            ok = False
+    return ok
+
+
 def _check_metric(puzzle: Puzzle, out: Findings, templates: list[Template]) -> None:
     m = puzzle.metric
     _role_ref(puzzle, out, ("metric", "at"), m.at, "metric `at`")
     if m.kind == "logit_diff":
-        a = _role_ref(puzzle, out, ("metric", "logit_diff", "correct"), m.correct, "metric")
-        b = _role_ref(puzzle, out, ("metric", "logit_diff", "wrong"), m.wrong, "metric")
+        a = _answer_ref(puzzle, out, ("metric", "logit_diff", "correct"), m.correct)
+        b = _answer_ref(puzzle, out, ("metric", "logit_diff", "wrong"), m.wrong)
         if a and b and m.correct == m.wrong:
-            out.add(("metric", "logit_diff"), "metric compares a role with itself")
+            out.add(("metric", "logit_diff"), "metric compares a role with itself"
+                    if not is_answer_text(m.correct) else "metric compares an answer with itself")
     elif m.kind == "logprob":
-        _role_ref(puzzle, out, ("metric", "logprob"), m.correct, "metric")
+        _answer_ref(puzzle, out, ("metric", "logprob"), m.correct)
     elif _role_ref(puzzle, out, ("metric", "greater_than"), m.correct, "metric"):
         for t in templates:
             k = occurrence_of(puzzle, t, m.correct)

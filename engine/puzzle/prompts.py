@@ -14,7 +14,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engine.errors import LineupError, UsageError
-from engine.puzzle.parts import PLACEHOLDER, Corruption, FillSource, Metric, PromptSpec, RoleSpec
+from engine.puzzle.parts import (
+    PLACEHOLDER,
+    Corruption,
+    FillSource,
+    Metric,
+    PromptSpec,
+    RoleSpec,
+    fill_answer,
+    is_answer_text,
+)
 from engine.puzzle.selectors import parse_selector
 
 
@@ -228,12 +237,28 @@ def _sample(puzzle: PromptRecipe, templates: list[Template], count: int, seed: i
     return out
 
 
+def columns(fill: dict[str, FillSource], group: str) -> dict[str, FillSource]:
+    """The fills of one table row group (its first column ``group`` and those following it)."""
+    return {name: s for name, s in fill.items() if s.group == group}
+
+
+def _take_row(out: dict[str, str], fill: dict[str, FillSource], name: str, word: str) -> None:
+    """Set every column of ``name``'s row group from the row whose first word is ``word``."""
+    source = fill[name]
+    row = source.words.index(word)
+    for col, s in columns(fill, source.group or name).items():
+        out[col] = s.words[row]
+
+
 def _draw(rng: random.Random, fill: dict[str, FillSource], taken: dict[str, set[str]]
           ) -> dict[str, str]:
-    """One word per fill; fills drawing from the same list always get different words."""
-    out = {}
+    """One word per fill; fills drawing from the same list always get different words. A
+    table's columns come with their first column's row (rows differ in their first word)."""
+    out: dict[str, str] = {}
     used = {k: set(v) for k, v in taken.items()}
     for name, source in fill.items():
+        if source.follows:
+            continue  # set with its row
         key = list_key(name, source)
         taken = used.setdefault(key, set())
         word = rng.choice(source.words)
@@ -244,6 +269,8 @@ def _draw(rng: random.Random, fill: dict[str, FillSource], taken: dict[str, set[
             word = rng.choice(pool)
         taken.add(word)
         out[name] = word
+        if source.group is not None:
+            _take_row(out, fill, name, word)
     return out
 
 
@@ -261,26 +288,42 @@ def _corruption_plan(puzzle: PromptRecipe, template: Template) -> list[list[int]
 def _corrupt(rng: random.Random, puzzle: PromptRecipe, plan: list[list[int]], template: Template,
              fills: dict[str, str], words: list[str]) -> list[str]:
     new = list(words)
+    spec = puzzle.prompts.fill
     used: dict[str, set[str]] = {}
     if puzzle.corrupt.distinct:
         for name, word in fills.items():
-            used.setdefault(list_key(name, puzzle.prompts.fill[name]), set()).add(word)
+            if not spec[name].follows:
+                used.setdefault(list_key(name, spec[name]), set()).add(word)
     for item, hits in zip(puzzle.corrupt.resample, plan, strict=True):
         name = template.occurrences[hits[0]]
-        source = puzzle.prompts.fill[name]
+        source = spec[name]
+        if source.follows:  # a later column: the whole row is drawn again
+            name = source.group or name
+            source = spec[name]
+            hits = [k for k, f in enumerate(template.occurrences) if spec[f].group == name]
+            first = fills[name]
+        else:
+            first = words[hits[0]]
         key = list_key(name, source)
         taken = used.get(key, set())
         word = rng.choice(source.words)
-        if word in taken or word == words[hits[0]]:  # rejection first, the pool as fallback
-            pool = [w for w in source.words if w not in taken and w != words[hits[0]]]
+        if word in taken or word == first:  # rejection first, the pool as fallback
+            pool = [w for w in source.words if w not in taken and w != first]
             if not pool:
                 raise RoleError(f"word list {source.list!r} has too few words to corrupt "
                                 f"{item!r}")
             word = rng.choice(pool)
         if puzzle.corrupt.distinct:
             used.setdefault(key, set()).add(word)
-        for k in hits:
-            new[k] = word
+        if source.group is None:
+            for k in hits:
+                new[k] = word
+            continue
+        row: dict[str, str] = {}  # a table: every column of the row changes together
+        _take_row(row, spec, name, word)
+        for k, f in enumerate(template.occurrences):
+            if f in row:
+                new[k] = row[f]
     return new
 
 
@@ -345,6 +388,23 @@ def number_token_ids(tokenizer: Any) -> dict[int, int]:
     return out
 
 
+def answer_tokens(tokenizer: Any, text: str, fills: dict[str, str]) -> list[int]:
+    """The token ids of an answer text (``" {PRONOUN}"``) filled from one prompt's words."""
+    return encode(tokenizer, fill_answer(text, fills))
+
+
+def answer_id(tokenizer: Any, answer: str, fills: dict[str, str], ids: Sequence[int],
+              where: dict[str, int]) -> int:
+    """The id a metric compares: the token a role holds, or an answer text's one token."""
+    if not is_answer_text(answer):
+        return ids[where[answer]]
+    got = answer_tokens(tokenizer, answer, fills)
+    if len(got) != 1:
+        raise RoleError(f"the answer {fill_answer(answer, fills)!r} is {len(got)} tokens, "
+                        "not one")
+    return got[0]
+
+
 def build_prompts(puzzle: PromptRecipe, tokenizer: Any, split: str = "play") -> PromptSet:
     """Tokenize a split's prompts and find every role. Raises ``RoleError`` when a prompt does
     not line up (a fill word that is not one token, twins of different lengths); the validator
@@ -376,9 +436,10 @@ def build_prompts(puzzle: PromptRecipe, tokenizer: Any, split: str = "play") -> 
             value = int(raw.words[k[0]]) if k else 0
             ps.correct.append([i for n, i in numbers.items() if n > value])
             ps.wrong.append([i for n, i in numbers.items() if n <= value])
-        else:
-            ps.correct.append([ids[where[m.correct]]])
-            ps.wrong.append([ids[where[m.wrong]]] if m.wrong else [])
+        else:  # from the clean prompt, for its corrupted twin too (the judge reads these)
+            ps.correct.append([answer_id(tokenizer, m.correct, raw.fills, ids, where)])
+            ps.wrong.append([answer_id(tokenizer, m.wrong, raw.fills, ids, where)]
+                            if m.wrong else [])
         ps.texts.append(text)
         ps.corrupted.append(ctext)
         ps.token_ids.append(ids)

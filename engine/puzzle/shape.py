@@ -21,6 +21,7 @@ from engine.puzzle.parts import (
     LADDERS,
     METRIC_KINDS,
     NAME_PATTERN,
+    PLACEHOLDER,
     Corruption,
     FillSource,
     Metric,
@@ -30,6 +31,7 @@ from engine.puzzle.parts import (
     Question,
     RoleSpec,
     Thresholds,
+    is_answer_text,
 )
 from engine.puzzle.reader import Doc, read_yaml
 from engine.puzzle.selectors import parse_selector
@@ -51,10 +53,13 @@ MAX_LAYER = 1000
 
 
 _WORD_LISTS: dict[str, list[str]] | None = None
+_WORD_TABLES: dict[str, list[list[str]]] = {}
+TABLE_KEYS = ["rows", "with"]
 
 
 def word_lists() -> dict[str, list[str]]:
-    """The named word lists of puzzles/words.yaml (read once)."""
+    """The named word lists of puzzles/words.yaml (read once). Its tables (lists of rows)
+    are in ``word_tables``."""
     global _WORD_LISTS
     if _WORD_LISTS is None:
         from puzzles import PUZZLES_DIR
@@ -63,10 +68,20 @@ def word_lists() -> dict[str, list[str]]:
         lists: dict[str, list[str]] = {}
         if isinstance(doc.data, dict):
             for name, words in doc.data.items():
-                if isinstance(words, list):
+                if not isinstance(words, list):
+                    continue
+                if words and all(isinstance(w, list) for w in words):
+                    _WORD_TABLES[name] = [[str(w) for w in row] for row in words]
+                else:
                     lists[name] = [str(w) for w in words if isinstance(w, (str, int))]
         _WORD_LISTS = lists
     return _WORD_LISTS
+
+
+def word_tables() -> dict[str, list[list[str]]]:
+    """The tables of puzzles/words.yaml: rows of words that fill several slots together."""
+    word_lists()
+    return _WORD_TABLES
 
 
 
@@ -166,6 +181,12 @@ def _parse_prompts(at: tuple, value: Any, r: FieldReader) -> PromptSpec | None:
                     ok = False
                     continue
                 fill[name] = FillSource(source, list(lists[source]))
+            elif isinstance(source, dict):
+                table = _parse_table(where, name, source, r, set(fm))
+                if table is None:
+                    ok = False
+                else:
+                    fill.update(table)
             elif isinstance(source, list):
                 words = []
                 for j, w in enumerate(source):
@@ -183,8 +204,9 @@ def _parse_prompts(at: tuple, value: Any, r: FieldReader) -> PromptSpec | None:
                     ok = False
                 fill[name] = FillSource("inline", words)
             else:
-                r.problem(where, f"fill {name!r} must name a word list (e.g. names) or list "
-                                 f"words, not {type_name(source)}")
+                r.problem(where, f"fill {name!r} must name a word list (e.g. names), list "
+                                 f"words, or take rows ({{rows: ..., with: [...]}}), not "
+                                 f"{type_name(source)}")
                 ok = False
     count = r.integer((*at, "count"), m["count"], 1, 1024) if "count" in m else 32
     seed = r.integer((*at, "seed"), m["seed"], 0, 2**31) if "seed" in m else 1
@@ -200,6 +222,69 @@ def _parse_prompts(at: tuple, value: Any, r: FieldReader) -> PromptSpec | None:
     if not ok or None in (count, seed, hcount, hseed):
         return None
     return PromptSpec(templates, fill, count, seed, hcount, hseed)
+
+
+def _parse_table(at: tuple, name: str, value: dict, r: FieldReader, names: set[str]
+                 ) -> dict[str, FillSource] | None:
+    """``NAME: {rows: TABLE, with: [PRONOUN, OTHER]}``: NAME takes the first word of a row of
+    TABLE (a table of words.yaml, or rows written inline), PRONOUN and OTHER the next words
+    of the same row. The columns become fills of one group, drawn together."""
+    m = r.mapping(at, value, TABLE_KEYS, TABLE_KEYS, what=f"fill {name!r}")
+    if m is None or not all(k in m for k in TABLE_KEYS):
+        return None
+    rows_at, with_at = (*at, "rows"), (*at, "with")
+    rows: list[list[str]] = []
+    label = "inline"
+    tables = word_tables()
+    if isinstance(m["rows"], str):
+        if m["rows"] not in tables:
+            known = tables or {"(none)": []}
+            r.problem(rows_at, f"unknown table {m['rows']!r}{did_you_mean(m['rows'], tables)};"
+                               f" puzzles/words.yaml has the tables {one_of(known)}")
+            return None
+        rows, label = tables[m["rows"]], m["rows"]
+    else:
+        raw = r.seq(rows_at, m["rows"], what="`rows`")
+        if raw is None:
+            return None
+        for i, row in enumerate(raw):
+            if not isinstance(row, list) or not all(
+                    isinstance(w, str) and w.strip() and w == w.strip() for w in row):
+                r.problem((*rows_at, i), "each row must be a list of words without surrounding "
+                                         f"spaces, not {type_name(row)} {cut(str(row))!r}")
+                return None
+            rows.append(list(row))
+    cols = r.seq(with_at, m["with"], what="`with`")
+    if cols is None:
+        return None
+    out = {name: FillSource(label, [row[0] for row in rows if row], name, 0)}
+    for j, col in enumerate(cols):
+        cname = r.name((*with_at, j), col, what="a column's fill name")
+        if cname is None:
+            return None
+        if cname in out or cname in names:
+            r.problem((*with_at, j), f"fill {cname!r} is defined twice")
+            return None
+        out[cname] = FillSource(label, [], name, j + 1)
+    width = len(out)
+    short = [i for i, row in enumerate(rows) if len(row) != width]
+    if short:
+        r.problem(rows_at, f"fill {name!r} takes {width} words per row ({name} and "
+                           f"{', '.join(list(out)[1:])}), but row {short[0] + 1} has "
+                           f"{len(rows[short[0]])}")
+        return None
+    firsts = [row[0] for row in rows]
+    twice = sorted({w for w in firsts if firsts.count(w) > 1})
+    if twice:
+        r.problem(rows_at, f"fill {name!r}: rows must differ in their first word; "
+                           f"{', '.join(map(repr, twice[:5]))} starts more than one")
+        return None
+    if not rows:
+        r.problem(rows_at, f"fill {name!r} has no rows")
+        return None
+    for source in out.values():
+        source.words = [row[source.column] for row in rows]
+    return out
 
 
 def _parse_roles(at: tuple, value: Any, r: FieldReader) -> dict[str, RoleSpec] | None:
@@ -247,15 +332,31 @@ def _parse_metric(at: tuple, value: Any, r: FieldReader) -> Metric | None:
         d = r.mapping((*at, kind), body, ["correct", "wrong"], ["correct", "wrong"])
         if d is None or "correct" not in d or "wrong" not in d:
             return None
-        correct = r.name((*at, kind, "correct"), d["correct"], what="`correct`")
-        wrong = r.name((*at, kind, "wrong"), d["wrong"], what="`wrong`")
+        correct = _answer((*at, kind, "correct"), d["correct"], r, "`correct`")
+        wrong = _answer((*at, kind, "wrong"), d["wrong"], r, "`wrong`")
         if None in (correct, wrong, at_role):
             return None
         return Metric(kind, at_role, correct, wrong)
-    role = r.name((*at, kind), body, what=f"`{kind}`")
+    role = (_answer((*at, kind), body, r, f"`{kind}`") if kind == "logprob"
+            else r.name((*at, kind), body, what=f"`{kind}`"))
     if None in (role, at_role):
         return None
     return Metric(kind, at_role, role)
+
+
+def _answer(at: tuple, value: Any, r: FieldReader, what: str) -> str | None:
+    """A metric's answer: a role name, or an answer text such as ``" {PRONOUN}"`` (kept as
+    written, spaces included: the answer is that text filled in, as one token)."""
+    if isinstance(value, str) and is_answer_text(value):
+        rest = PLACEHOLDER.sub("", value)
+        if "{" in rest or "}" in rest:
+            r.problem(at, f"{what}: {value!r} has a brace without its partner")
+            return None
+        if too_long(value):
+            r.problem(at, f"{what} {too_long(value)}")
+            return None
+        return value
+    return r.name(at, value, what=what)
 
 
 def _parse_corrupt(at: tuple, value: Any, r: FieldReader) -> Corruption | None:

@@ -10,10 +10,18 @@ from __future__ import annotations
 from typing import Any
 
 from engine.puzzle.files import Puzzle
-from engine.puzzle.parts import ModelBlock, Problem, Question
+from engine.puzzle.parts import (
+    PLACEHOLDER,
+    ModelBlock,
+    Problem,
+    Question,
+    fill_answer,
+    is_answer_text,
+)
 from engine.puzzle.prompts import (
     RoleError,
     Template,
+    encode,
     list_key,
     locate,
     number_token_ids,
@@ -75,14 +83,53 @@ def _base_fills(puzzle: Puzzle) -> dict[str, str] | None:
     """A fixed word per fill (distinct within a list), so checks are shared across puzzles."""
     taken: dict[str, set[str]] = {}
     out = {}
-    for name, source in puzzle.prompts.fill.items():
+    fill = puzzle.prompts.fill
+    for name, source in fill.items():
+        if source.follows:
+            continue
         key = list_key(name, source)
         pool = [w for w in source.words if w not in taken.setdefault(key, set())]
         if not pool:
             return None
         out[name] = pool[0]
         taken[key].add(pool[0])
+        if source.group is not None:  # a table: its other columns from the same row
+            row = source.words.index(pool[0])
+            for col, s in fill.items():
+                if s.group == name:
+                    out[col] = s.words[row]
     return out
+
+
+def _check_answers(puzzle: Puzzle, out: Findings, tokenizer: Any, label: str,
+                   base: dict[str, str]) -> None:
+    """Every answer text (``" {PRONOUN}"``) is one token for every word its fills can take,
+    naming the words that are not (one fill varied at a time, the others at ``base``)."""
+    m = puzzle.metric
+    unk = _unknown_id(tokenizer)
+    for field_, answer in (("correct", m.correct), ("wrong", m.wrong)):
+        if not is_answer_text(answer):
+            continue
+        at = ("metric", m.kind, field_) if m.kind == "logit_diff" else ("metric", m.kind)
+        names = dict.fromkeys(f.strip() for f in PLACEHOLDER.findall(answer or ""))
+        split: list[str] = []
+        unknown: list[str] = []
+        for name in names:
+            for word in dict.fromkeys(puzzle.prompts.fill[name].words):
+                text = fill_answer(answer or "", {**base, name: word})
+                ids = encode(tokenizer, text)
+                if len(ids) != 1:
+                    pieces = " + ".join(repr(tokenizer.decode([i])) for i in ids)
+                    split.append(f"{text!r} ({pieces})")
+                elif unk is not None and ids[0] == unk:
+                    unknown.append(repr(text))
+        if split:
+            out.add(at, f"metric `{field_}`: an answer must be one {label} token; "
+                        f"{len(split)} are not: {', '.join(split[:5])}"
+                        + (" ..." if len(split) > 5 else ""))
+        if unknown:
+            out.add(at, f"metric `{field_}`: {len(unknown)} answer(s) are not in the {label} "
+                        f"vocabulary: {', '.join(unknown[:5])}")
 
 
 def check_tokens(puzzle: Puzzle, doc: Doc | None, tokenizer: Any, label: str,
@@ -125,6 +172,7 @@ def check_tokens(puzzle: Puzzle, doc: Doc | None, tokenizer: Any, label: str,
         out.add(("prompts", "templates"),
                 f"templates give different numbers of {label} tokens "
                 f"({', '.join(str(n) for n in lengths)}), so roles would not line up")
+    _check_answers(puzzle, out, tokenizer, label, first)
     if puzzle.metric.kind == "greater_than":
         missing = sorted(set(range(100)) - set(number_token_ids(tokenizer)))
         if missing:
