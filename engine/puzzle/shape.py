@@ -31,7 +31,6 @@ from engine.puzzle.parts import (
     Question,
     RoleSpec,
     Thresholds,
-    is_answer_text,
 )
 from engine.puzzle.reader import Doc, read_yaml
 from engine.puzzle.selectors import parse_selector
@@ -347,7 +346,7 @@ def _parse_metric(at: tuple, value: Any, r: FieldReader) -> Metric | None:
 def _answer(at: tuple, value: Any, r: FieldReader, what: str) -> str | None:
     """A metric's answer: a role name, or an answer text such as ``" {PRONOUN}"`` (kept as
     written, spaces included: the answer is that text filled in, as one token)."""
-    if isinstance(value, str) and is_answer_text(value):
+    if isinstance(value, str) and ("{" in value or "}" in value):
         rest = PLACEHOLDER.sub("", value)
         if "{" in rest or "}" in rest:
             r.problem(at, f"{what}: {value!r} has a brace without its partner")
