@@ -25,6 +25,16 @@ def _mode(values: Sequence[int]) -> int:
     return max(set(values), key=list(values).count)
 
 
+def answers_are_texts(ps: PromptSet) -> bool:
+    """Whether the metric compares answer texts (``" {PRONOUN}"``): answers that stand
+    nowhere in the prompt, so no position holds them. A mover's responder is then whoever
+    its heads listen to, and its copy test reads the right answer (``copy_z``)."""
+    from engine.puzzle.parts import is_answer_text
+
+    m = ps.metric
+    return m.kind in ("logit_diff", "logprob") and is_answer_text(m.correct)
+
+
 def _guess_words(ps: PromptSet) -> str:
     """What the guess is about, in the line's words."""
     m = ps.metric
@@ -71,7 +81,7 @@ def position_problem(card: str, asker: str, responder: str, ps: PromptSet) -> st
             return (f"{responder} does not stand right after an earlier copy of {asker}'s "
                     f"word (in the first sentence the person right before {responder} holds "
                     f"{before!r}, and {asker} {ps.tokens[0][a_pos[0]]!r})")
-    elif card in MOVER_CARDS:
+    elif card in MOVER_CARDS and not answers_are_texts(ps):
         answers = [set(ps.correct[i]) | set(ps.wrong[i]) for i in range(n)]
         if _share([ids[i][r_pos[i]] in answers[i] for i in range(n)]) < POSITION_SHARE:
             return (f"{responder}'s word is not one the guess is about: "

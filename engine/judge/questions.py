@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from engine.judge.faithfulness import Faithfulness
-from engine.judge.positions import position_problem
+from engine.judge.positions import answers_are_texts, position_problem
 from engine.judge.runs import _all_heads, _ensure, _Split, _values
 from engine.judge.silenced import SilencedView
 from engine.judge.task import TaskCheck, _mean_se
@@ -170,7 +170,9 @@ class _Judge(Faithfulness, SilencedView):
     def copy_z(self, layer: int, head: int, asker: str, responder: str) -> float:
         """In-context copying: how far the head's write at the asker raises the logit of the
         responder's own token, in standard deviations of its effect on every token (mean over
-        the prompts). A null baseline: a head writing noise scores about 0."""
+        the prompts). A null baseline: a head writing noise scores about 0. When the metric's
+        answers are answer texts (a pronoun nobody in the line holds), the right answer's
+        token is read instead: what the head carries from the responder is that answer."""
         key = (layer, head, asker, responder)
         if key in self._copy:
             return self._copy[key]
@@ -182,6 +184,8 @@ class _Judge(Faithfulness, SilencedView):
         a, r = self.r[asker], self.r[responder]
         rows = torch.arange(p.n, device=p.tokens.ids.device)
         tok = p.tokens.ids[rows, p.pos[r]]
+        if answers_are_texts(self.ps):  # the answer is no token of the prompt: its own id
+            tok = torch.tensor(self.ps.correct_ids[:p.n], device=tok.device)
         w_u, _bias = self.vocab_sample()
         with torch.no_grad():
             write = p.data["z_roles"][layer, a, :, head] @ w_out(self.lm, layer)[head]
