@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-LADDERS = ("induction", "ioi", "docstring", "beyond")
+LADDERS = ("induction", "ioi", "docstring", "pronoun", "beyond")
 LADDER_TITLES = {
     "induction": "Induction: copying what came next last time",
     "ioi": "Indirect objects: who gets the drink?",
     "docstring": "Docstrings: which argument comes next?",
+    "pronoun": "Pronouns: she or he?",
     "beyond": "Beyond: when thinking matters",
 }
 BLOCKS = ("gpt2", "smollm2", "toy")  # one block per model family a puzzle supports
