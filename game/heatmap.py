@@ -63,7 +63,10 @@ def legend(what: str = "share of the gap brought back") -> Text:
 
 def picture(values: Sequence[Sequence[float]], *, columns: Sequence[str], title: str,
             reading: str, legend_text: str, column_label: str = "question",
-            numbers: bool = False, rows: Sequence[int] | None = None) -> Group:
-    """A heatmap with its legend and a one-line reading: what ``lineup patch`` prints."""
+            numbers: bool = False, rows: Sequence[int] | None = None,
+            row_label: str = "round") -> Group:
+    """A heatmap with its legend and a one-line reading: what ``lineup patch`` prints (the
+    game's screens label rows ``layer``: a puzzle's rounds are ranges of layers)."""
     return Group(heatmap(values, columns=columns, title=title, column_label=column_label,
-                         numbers=numbers, rows=rows), legend(legend_text), Text(reading))
+                         numbers=numbers, rows=rows, row_label=row_label), legend(legend_text),
+                 Text(reading))

@@ -107,13 +107,14 @@ def words_of(text: str) -> list[str]:
     return [tok.decode([i]) for i in tok.encode(text)]
 
 
-def story_fills(puzzle: Puzzle) -> tuple[int, dict[str, str]] | None:
+def story_fills(puzzle: Puzzle, block: Any = None) -> tuple[int, dict[str, str]] | None:
     """The template and fill words of a sentence the story quotes (``"When Mary and John
     went to the store, ..."``), so the line on screen holds the people the story names.
+    The story is the one shown for ``block`` (a model block or its name; ``text_for``).
     None when the story quotes no sentence of the puzzle's templates."""
     from engine.puzzle import Template
 
-    story = " ".join(str(puzzle.story).split())
+    story = " ".join(str(puzzle.text_for(block).story).split())
     for k, text in enumerate(puzzle.prompts.templates):
         template = Template.parse(text)
         groups = {name: f"f{j}" for j, name in enumerate(dict.fromkeys(template.occurrences))}
@@ -140,14 +141,14 @@ def _literal_pattern(literal: str) -> str:
         (r"\s+" if literal[-1:].isspace() else "")
 
 
-def story_line(puzzle: Puzzle) -> LineView | None:
+def story_line(puzzle: Puzzle, block: Any = None) -> LineView | None:
     """The line for the sentence the story quotes, with every role found (see
     ``story_fills``), or None."""
     import copy
 
     from engine.puzzle import FillSource, build_prompts
 
-    fills = story_fills(puzzle)
+    fills = story_fills(puzzle, block)
     if fills is None:
         return None
     k, words = fills
@@ -165,15 +166,16 @@ def story_line(puzzle: Puzzle) -> LineView | None:
                     ps.roles[puzzle.metric.at][0] if puzzle.metric.at in ps.roles else None)
 
 
-def line_of(puzzle: Puzzle, index: int = 0) -> LineView:
+def line_of(puzzle: Puzzle, index: int = 0, block: Any = None) -> LineView:
     """Prompt ``index`` of a puzzle as a line of people (no torch, no transformers); for the
-    first, the sentence the story quotes when there is one, so the names in the story are
-    the people in the line. A puzzle whose prompts cannot be drawn gets its role names."""
+    first, the sentence the story (``block``'s, when given) quotes when there is one, so the
+    names in the story are the people in the line. A puzzle whose prompts cannot be drawn
+    gets its role names."""
     from engine.errors import LineupError
     from engine.puzzle import Template, build_prompts, sample
 
     if index == 0:
-        quoted = story_line(puzzle)
+        quoted = story_line(puzzle, block)
         if quoted is not None:
             return quoted
     try:
@@ -194,6 +196,31 @@ def line_of(puzzle: Puzzle, index: int = 0) -> LineView:
         roles={name: pos[index] for name, pos in ps.roles.items()},
         at=ps.roles[puzzle.metric.at][index] if puzzle.metric.at in ps.roles else None,
     )
+
+
+def round_of_layer(block: ModelBlock | None, layer: int) -> str:
+    """Where a layer stands in a puzzle block, in the game's one meaning of "round" (a named
+    range of layers): ``round middle``, ``played for you`` (a kept layer), or ``""``."""
+    if block is None:
+        return ""
+    name = block.round_of(layer)
+    if name is not None:
+        return f"round {name}"
+    return "played for you" if block.is_kept(layer) else ""
+
+
+def rounds_legend(block: ModelBlock | None) -> str:
+    """A block's rounds as layer ranges, in layer order, for the tools that work layer by
+    layer: ``rounds: early 0-3 · middle 4-6 · late 9-11 · 7-8 played for you``."""
+    if block is None:
+        return ""
+    spans = [(span, name) for name, span in block.rounds.items()]
+    spans += [(span, "") for span in block.kept]
+    parts = []
+    for (lo, hi), name in sorted(spans):
+        layers = f"{lo}" if lo == hi else f"{lo}-{hi}"
+        parts.append(f"{name} {layers}" if name else f"{layers} played for you")
+    return "rounds: " + " · ".join(parts)
 
 
 def role_line(puzzle: Puzzle) -> LineView:

@@ -1363,3 +1363,79 @@ async def test_the_sandbox_keeps_a_sentence_typed_right_after_x() -> None:
         assert isinstance(app.screen, SandboxScreen)
         assert app.screen.query_one(Input).value == "the cat sat"
         assert app.screen.query_one("#lens", DataTable).row_count == 3
+
+
+@pytest.mark.parametrize("size", [(100, 40), (120, 40)], ids=["100x40", "120x40"])
+async def test_the_card_list_stays_in_view_under_a_long_story(size, monkeypatch) -> None:
+    """The story scrolls in its own box; the rounds and every card stay inside the panel
+    (a long story used to push the card list out of it, issue 24)."""
+    from dataclasses import replace
+
+    from engine.puzzle.files import Puzzle
+
+    text_for = Puzzle.text_for
+    monkeypatch.setattr(Puzzle, "text_for", lambda self, block: replace(
+        text_for(self, block), story="\n\n".join([text_for(self, block).story] * 4)))
+    app = LineupApp(engine=FakeEngine(), puzzle="ioi-whole-circuit")
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        panel = screen.query_one("#puzzle-info")
+        cards = screen.query_one("#cards", Static)
+        assert cards.region.y >= panel.region.y
+        assert cards.region.bottom <= panel.region.bottom - 1  # inside the bottom border
+        shown = " ".join(" ".join(rendered(cards)).split())
+        for card in screen.puzzle.cards:
+            assert screen.card_name(card) in shown, card
+        assert screen.query_one("#story-box").max_scroll_y > 0  # the story scrolls instead
+
+
+async def test_the_key_that_opens_a_text_dialog_is_not_typed_into_it(tmp_path,
+                                                                     monkeypatch) -> None:
+    """`s` twice saved `...yamls`: the opening key, pressed again before anything else (at
+    full speed or after the dialog is drawn), is not text; other keys still are."""
+    from textual.widgets import Input
+
+    from engine.limits import circuit_file_name
+
+    monkeypatch.chdir(tmp_path)
+    name = circuit_file_name("induction-head")
+    app = LineupApp(engine=FakeEngine(), puzzle="induction-head")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await type_fast(pilot, ["s", "s"])
+        assert app.screen.query_one(Input).value == name
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("s")
+        await pilot.pause()
+        await pilot.press("s")
+        await pilot.pause()
+        assert app.screen.query_one(Input).value == name
+        await pilot.press("backspace", "s")
+        await pilot.pause()
+        assert app.screen.query_one(Input).value == name[:-1] + "s"  # now it is text
+        await pilot.press("enter")
+        await pilot.pause()
+        assert (tmp_path / (name[:-1] + "s")).is_file()
+        await type_fast(pilot, ["escape", "o", "o"])
+        assert app.screen.query_one(Input).value == ""
+
+
+async def test_round_means_a_range_of_layers_on_every_screen() -> None:
+    """One meaning of "round" (issue 24): the help says a round is a range of layers, and the
+    tools, which work layer by layer, say which round a layer is in."""
+    from game.screens.help import HELP
+
+    assert "A round is a layer" not in HELP and "range of the model's layers" in HELP
+    app = LineupApp(engine=FakeEngine(), puzzle="ioi-whole-circuit")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("w")
+        await settle(app, pilot)
+        note = plain(app.screen.query_one("#tool-note", Static).content)
+        assert "(layer 0, round early, question 0)" in note, note
+        await pilot.press("escape", "l")
+        await settle(app, pilot)
+        note = plain(app.screen.query_one("#tool-note", Static).content)
+        assert "after each layer" in note and "rounds: early 0-1 · middle 2 · late 3" in note

@@ -54,3 +54,11 @@ class ToolScreen(ReportsWorkerFailures, GameScreen[None]):
 
     def work_failed(self, worker: Any, error: BaseException) -> None:
         self.query_one("#tool-note", Static).update(Text(f"Could not compute this: {error}"))
+
+    def puzzle_block(self) -> Any:
+        """The block of the puzzle this tool reads (None outside a puzzle): the tools work
+        layer by layer, and its rounds say which layers make up each round."""
+        puzzle = getattr(self, "puzzle", None)
+        app: Any = self.app
+        name = getattr(getattr(app, "engine", None), "block", None)
+        return puzzle.block(name) if puzzle is not None and name else None

@@ -16,8 +16,11 @@ HELP = """\
 
 A prompt is a **line of people**. Each holds one word and tries to guess the word of the
 person in front. In each **round** every person may shout a **question** to everyone behind
-them; whoever fits the question best **answers**. (A round is a layer of the model, a question
-is an attention head.)
+them; whoever fits the question best **answers**. (A question is an attention head. A round
+is a range of the model's layers that the puzzle names, such as `early` or `late`: the puzzle
+screen lists each round with its layers, and every question placed in a round stands for the
+heads of those layers that ask it. Layers listed as "played for you" work as the model plays
+them. The tools work layer by layer and say which round each layer belongs to.)
 
 You build the circuit: which person asks which question, in which round, and who answers.
 The judge checks it against the model's real attention and patching results.

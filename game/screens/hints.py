@@ -27,6 +27,7 @@ class HintScreen(GameModal[None]):
         self.puzzle = puzzle
         self.state = state  # shared with the puzzle screen: {"shown": n, "decoded": bool}
         self.block = block
+        self.hints = list(puzzle.text_for(block).hints)  # this model's own, where it has them
         self.solution_shown = False
 
     def compose(self) -> ComposeResult:
@@ -37,7 +38,7 @@ class HintScreen(GameModal[None]):
 
     def set_up(self) -> None:
         app: Any = self.app
-        if app.pack.hints and self.state["shown"] == 0 and self.puzzle.hints:
+        if app.pack.hints and self.state["shown"] == 0 and self.hints:
             self.action_next()
             return
         self.render_hints()
@@ -49,7 +50,7 @@ class HintScreen(GameModal[None]):
         if not app.pack.hints:  # no hints, but the solution may still be revealed
             parts.append(Text("Hints are switched off for this pack."))
         for k in range(self.state["shown"] if app.pack.hints else 0):
-            text = str(self.puzzle.hints[k])
+            text = str(self.hints[k])
             last = k == self.state["shown"] - 1
             if last and not self.state["decoded"]:
                 parts.append(Text(f"{k + 1}. (rot13) {visible_block(text)}"))
@@ -71,12 +72,12 @@ class HintScreen(GameModal[None]):
             pass
         elif self.state["shown"] and not self.state["decoded"]:
             keys.append("h decode")
-        elif self.state["shown"] < len(self.puzzle.hints):
+        elif self.state["shown"] < len(self.hints):
             keys.append("h next hint")
         if app.pack.solutions and not self.solution_shown:
             keys.append("r reveal the solution")
         keys.append("esc close")
-        left = len(self.puzzle.hints) - self.state["shown"]
+        left = len(self.hints) - self.state["shown"]
         count = f"   ({left} hint{'s' if left != 1 else ''} left)" if app.pack.hints else ""
         self.query_one("#hint-keys", Static).update(Text(f"{' · '.join(keys)}{count}"))
 
@@ -86,7 +87,7 @@ class HintScreen(GameModal[None]):
             return
         if self.state["shown"] and not self.state["decoded"]:
             self.state["decoded"] = True
-        elif self.state["shown"] < len(self.puzzle.hints):
+        elif self.state["shown"] < len(self.hints):
             self.state["shown"] += 1
             self.state["decoded"] = False
         self.render_hints()

@@ -99,5 +99,6 @@ class MenuScreen(GameScreen[None]):
             if path:
                 self.app.open_circuit_file(path)  # type: ignore[attr-defined]
 
-        self.app.push_screen(AskText("Open a circuit file (YAML)", "path/to/circuit.yaml"),
+        self.app.push_screen(AskText("Open a circuit file (YAML)", "path/to/circuit.yaml",
+                                     opened_by="o"),
                              callback=opened)

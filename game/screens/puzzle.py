@@ -104,8 +104,11 @@ class PuzzleScreen(GameScreen[None]):
         yield PeopleLine(id="line")
         with Horizontal(id="puzzle-lower"):
             yield QuestionList(id="questions")
+            # The story scrolls in its own box; the rounds and cards stay in view under it
+            # (a long story used to push the card list out of the panel).
             with VerticalScroll(id="puzzle-info"):
-                yield Static(id="story")
+                with VerticalScroll(id="story-box"):
+                    yield Static(id="story")
                 yield Static(id="rounds")
                 yield Static(id="cards")
         yield Footer()
@@ -125,13 +128,14 @@ class PuzzleScreen(GameScreen[None]):
                         timeout=10, markup=False)
         given_keys = {key_of(q) for q in self.given}
         own = [q for q in saved if key_of(q) not in given_keys]
-        self.line = line_of(p)
+        self.line = line_of(p, block=self.block)
         self.query_one(PeopleLine).line = self.line
+        text = p.text_for(self.block)  # this model's own words where the block has them
         story = Text()
-        if p.goal:
+        if text.goal:
             story.append("Goal: ", style="bold")
-            story.append(visible_block(reflow(p.goal)) + "\n\n")
-        story.append(visible_block(reflow(p.story)))
+            story.append(visible_block(reflow(text.goal)) + "\n\n")
+        story.append(visible_block(reflow(text.story)))
         self.query_one("#story", Static).update(story)
         self.set_reactive(PuzzleScreen.questions, tuple(dict(q) for q in self.given) + tuple(own))
         self.refresh_all()
@@ -441,7 +445,7 @@ class PuzzleScreen(GameScreen[None]):
 
     def action_export(self) -> None:
         self.app.push_screen(AskText("Save the circuit as",
-                                     value=circuit_file_name(self.puzzle.id)),
+                                     value=circuit_file_name(self.puzzle.id), opened_by="s"),
                              callback=self.export_to)
 
     def export_to(self, path: str | None) -> None:

@@ -17,6 +17,7 @@ from textual.worker import get_current_worker
 from game.background import in_daemon_thread
 from game.format import UNK_NOTE, visible
 from game.screens.base import HEAD_KEYS, ToolScreen
+from game.views import round_of_layer, rounds_legend
 from game.widgets.tables import fill_attention, fill_lens, fill_swap, has_unknown
 
 
@@ -115,8 +116,10 @@ class AttentionScreen(ToolScreen):
         note = Text()
         note.append("head ")
         note.append(f"{view.layer}.{view.head}", style="bold")
-        note.append(f" (round {view.layer}, question {view.head}) · rows ask, columns answer, "
-                    "% of attention · [ ] layer  , . head")
+        where = round_of_layer(self.puzzle_block(), view.layer)
+        note.append(f" (layer {view.layer}{', ' + where if where else ''}, question "
+                    f"{view.head}) · rows ask, columns answer, % of attention · [ ] layer  "
+                    ", . head")
         if has_unknown(view.tokens):
             note.append(f"\n{UNK_NOTE}")
         self.query_one("#tool-note", Static).update(note)
@@ -134,7 +137,7 @@ class AttentionScreen(ToolScreen):
 
 
 class LensScreen(ToolScreen):
-    """What do you think right now? Each person's top guess after each round (logit lens)."""
+    """What do you think right now? Each person's top guess after each layer (logit lens)."""
 
     def __init__(self, text: str, *, title: str = "", puzzle: Any = None) -> None:
         super().__init__()
@@ -144,7 +147,7 @@ class LensScreen(ToolScreen):
     def compose(self) -> ComposeResult:
         yield Static(title_text("What do you think right now?", self.title_text),
                      id="tool-title")
-        yield Static("asking every person after every round...", id="tool-note")
+        yield Static("asking every person after every layer...", id="tool-note")
         yield DataTable(id="lens", cursor_type="cell")
         yield Footer()
 
@@ -159,7 +162,9 @@ class LensScreen(ToolScreen):
     @on(ToolScreen.Loaded)
     def show(self, event: ToolScreen.Loaded) -> None:
         note = ("each person's best guess for the next word, and how sure (%), after each "
-                "round")
+                "layer")
+        if legend := rounds_legend(self.puzzle_block()):
+            note += f"\n{legend}"
         if has_unknown(event.result.tokens):
             note += f"\n{UNK_NOTE}"
         self.query_one("#tool-note", Static).update(Text(note))
@@ -168,7 +173,7 @@ class LensScreen(ToolScreen):
 
 class SwapScreen(ToolScreen):
     """Swap a person: put a person from the clean sentence into the corrupted one at the start
-    of a round (or one head's output), and see how much of the answer comes back, in the units
+    of a layer (or one head's output), and see how much of the answer comes back, in the units
     of ``lineup patch``: the share of the clean-minus-corrupted gap."""
 
     BINDINGS: ClassVar = [Binding("escape", "cancel", "Back")]
@@ -181,7 +186,7 @@ class SwapScreen(ToolScreen):
         yield Static(title_text("Swap a person", self.puzzle.title), id="tool-title")
         yield Static("swapping people between the sentences... (esc stops)", id="tool-note")
         yield Static(Text("Person swapped in from the clean sentence, at the start of each "
-                          "round", style="bold"), classes="table-title")
+                          "layer", style="bold"), classes="table-title")
         yield DataTable(id="swap-roles", cursor_type="cell")
         yield Static(Text("One question's answer swapped in (head layer.index)", style="bold"),
                      classes="table-title")
@@ -218,6 +223,8 @@ class SwapScreen(ToolScreen):
         note.append(f"metric: clean {view.metric_clean:.2f}, corrupted "
                     f"{view.metric_corrupted:.2f}. Each cell: the share of the gap between them "
                     "that comes back (+1.00 = all of it, as in `lineup patch`)")
+        if legend := rounds_legend(self.puzzle_block()):
+            note.append(f"\n{legend}")
         self.query_one("#tool-note", Static).update(note)
         fill_swap(self.query_one("#swap-roles", DataTable),
                   self.query_one("#swap-heads", DataTable), view)
@@ -267,7 +274,7 @@ class ExperimentScreen(ToolScreen):
         self.load()
 
     def progress(self, done: int, total: int) -> None:
-        """From the engine's thread: how many rounds of the grid are done."""
+        """From the engine's thread: how many layers of the grid are done."""
         def update() -> None:
             if self.is_attached:
                 self.query_one(ProgressBar).update(total=1.0, progress=done / max(total, 1))
@@ -336,12 +343,15 @@ class ExperimentScreen(ToolScreen):
         else:
             note.append("Exact: each cell one patched run.")
         note.append("  r h q k v s: experiment · o: where · n: numbers")
+        if legend := rounds_legend(self.puzzle_block()):
+            note.append(f"\nrows are layers; {legend}")
         self.query_one("#tool-note", Static).update(note)
         what = ("share of the gap left when silenced" if report.at == "silence"
                 else "share of the gap brought back")
         self.query_one("#experiment-grid", Static).update(picture(
             report.fractions, columns=report.columns, title="", reading=report.reading,
             legend_text=what, column_label="person" if report.at == "resid" else "question",
-            numbers=self.numbers, rows=getattr(report, "layers", None) or None))
+            numbers=self.numbers, rows=getattr(report, "layers", None) or None,
+            row_label="layer"))
         if not report.estimate:
             self.query_one(ProgressBar).update(total=1.0, progress=1.0)

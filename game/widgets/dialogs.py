@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -204,6 +205,20 @@ class Pick(StepDialog):
         return self.answers.get("value")
 
 
+class TextField(Input):
+    """A text dialog's input, which leaves out the key that opened the dialog when it comes
+    again first (``AskText.swallows``), whether it arrives before or after the field has
+    focus."""
+
+    async def _on_key(self, event: events.Key) -> None:
+        dialog = self.screen
+        if isinstance(dialog, AskText) and dialog.swallows(event.character):
+            event.stop()
+            event.prevent_default()
+            return
+        await super()._on_key(event)
+
+
 class AskText(GameModal[str | None]):
     """One line of text; enter accepts, escape cancels. Characters typed before the input
     exists are handed over by the App (``take_key``) and kept."""
@@ -213,17 +228,22 @@ class AskText(GameModal[str | None]):
         Binding("enter", "accept", "Accept", show=False),
     ]
 
-    def __init__(self, title: str, placeholder: str = "", value: str = "") -> None:
+    def __init__(self, title: str, placeholder: str = "", value: str = "", *,
+                 opened_by: str | None = None) -> None:
         super().__init__()
         self.title_text = title
         self.placeholder = placeholder
         self.value = value
         self.drawn = False
+        # The character of the key that opened the dialog: pressed again before anything else
+        # is typed (a double press, or a key repeat while the dialog appears) it is not text.
+        self.opened_by = opened_by
+        self.typed = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(Text(visible(self.title_text), style="bold"), classes="dialog-title")
-            yield Input(value=self.value, placeholder=self.placeholder)
+            yield TextField(value=self.value, placeholder=self.placeholder)
             yield Static(Text("enter accept · esc cancel"), classes="dialog-keys")
 
     def set_up(self) -> None:
@@ -238,6 +258,8 @@ class AskText(GameModal[str | None]):
         had focus): type it in. True when it was used."""
         if self.leaving:
             return False
+        if self.swallows(character):
+            return True
         field_ = self.query_one(Input) if self.drawn else None
         if key == "backspace" and field_ is None:  # once drawn, the input's binding does it
             self.value = self.value[:-1]
@@ -248,6 +270,14 @@ class AskText(GameModal[str | None]):
             else:
                 self.value += character
             return True
+        return False
+
+    def swallows(self, character: str | None) -> bool:
+        """True for the key that opened the dialog pressed again before any other key: it
+        is not text (``s`` twice saved ``...yamls``). Any other key ends the rule."""
+        if not self.typed and character is not None and character == self.opened_by:
+            return True
+        self.typed = True
         return False
 
     def current_text(self) -> str:

@@ -41,7 +41,7 @@ def fill_attention(table: DataTable, view: Any) -> None:
 
 
 def fill_lens(table: DataTable, report: Any) -> None:
-    """Rows are people, columns the stages (before round 1, after each round); a cell is the
+    """Rows are people, columns the stages (the start, after each layer); a cell is the
     top guess and its probability in percent."""
     table.clear(columns=True)
     table.add_column(Text("person"), key="person")
@@ -57,10 +57,10 @@ def fill_lens(table: DataTable, report: Any) -> None:
 
 
 def fill_swap(roles_table: DataTable, heads_table: DataTable, view: Any) -> None:
-    """The swap grids: a person swapped in at the start of each round, and each head's output
+    """The swap grids: a person swapped in at the start of each layer, and each head's output
     swapped in, as the share of the clean-minus-corrupted gap that comes back."""
     roles_table.clear(columns=True)
-    roles_table.add_column(Text("round"), key="round")
+    roles_table.add_column(Text("layer"), key="layer")
     for name in view.roles:
         roles_table.add_column(Text(visible(name)), key=f"role-{len(roles_table.columns)}")
     for layer, row in enumerate(view.by_role):
