@@ -106,7 +106,8 @@ def test_list_shows_ladders_without_torch(lineup_home: Path) -> None:
     assert result["heavy"] == [], f"lineup list imported {result['heavy']}"
     data = json.loads(result["out"])
     assert data["version"] == 1
-    assert [lad["name"] for lad in data["ladders"]] == ["induction", "ioi", "beyond"]
+    assert [lad["name"] for lad in data["ladders"]] == ["induction", "ioi", "docstring", "pronoun",
+                                                   "beyond"]
     ids = [p["id"] for lad in data["ladders"] for p in lad["puzzles"]]
     assert len(ids) == len(puzzle_files())
     greater = next(p for lad in data["ladders"] for p in lad["puzzles"]
