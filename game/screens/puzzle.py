@@ -204,8 +204,9 @@ class PuzzleScreen(GameScreen[None]):
         title.append(f"  ·  {visible(p.ladder)} {p.order}  ·  "
                      f"{stars_text(app.stars_for(p.id))}  ·  {people(len(self.questions))}")
         self.query_one("#puzzle-title", Static).update(title)
+        small = self.short_of_room()  # a small terminal: no blank lines, cards by name
         rounds = Text()
-        rounds.append("\nRounds", style="bold")
+        rounds.append("Rounds" if small else "\nRounds", style="bold")
         rounds.append(" (in order)\n")
         # in layer order: the numbered rounds you play, and the kept layers played for you
         spans = [(span, name) for name, span in self.block.rounds.items()]
@@ -222,11 +223,24 @@ class PuzzleScreen(GameScreen[None]):
         rounds.rstrip()
         self.query_one("#rounds", Static).update(rounds)
         cards = Text()
-        cards.append("\nQuestion cards", style="bold")
-        for c in p.cards:
-            cards.append(f"\n• {visible(self.card_name(c))}")
+        cards.append("Question cards" if small else "\nQuestion cards", style="bold")
+        if small:
+            cards.append("\n" + " · ".join(visible(self.card_short(c)) for c in p.cards))
+        else:
+            for c in p.cards:
+                cards.append(f"\n• {visible(self.card_name(c))}")
         self.query_one("#cards", Static).update(cards)
         self.refresh_questions()
+
+    def short_of_room(self) -> bool:
+        """True when the panel beside the questions is too low for every card's question on
+        its own line(s) under the rounds: the cards are then listed by name, so they still
+        fit (``t`` and the add dialog give their questions)."""
+        return self.size.height < 30
+
+    def on_resize(self) -> None:
+        if self.is_mounted and self.block is not None:
+            self.refresh_all()
 
     def card_name(self, card: str) -> str:
         from engine.puzzle import CARDS
