@@ -74,6 +74,21 @@ WRONG: dict[str, list[tuple[int, dict[str, str], str]]] = {
         (6, {"responder": "S1"}, "responder"),
         (5, {"round": "middle"}, "round"),
     ],
+    # docstring ladder (docs/smollm2-circuits.md, section 9); puzzle 1 has one round only
+    "docstring-fetch-argument": [
+        (0, {"card": "negative-name-mover"}, "card"),
+        (0, {"responder": "B2"}, "responder"),
+    ],
+    "docstring-already-described": [
+        (0, {"card": "induction"}, "card"),
+        (0, {"responder": "A1"}, "responder"),
+        (0, {"round": "late"}, "round"),
+    ],
+    "docstring-whole-circuit": [
+        (1, {"card": "negative-name-mover"}, "card"),
+        (1, {"responder": "B1"}, "responder"),
+        (0, {"round": "late"}, "round"),
+    ],
 }
 
 
