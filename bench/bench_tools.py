@@ -48,12 +48,11 @@ def main() -> None:
     rows.append(("who answers: find (rank every head)",
                  timed(engine.listeners, IOI, tokens - 1, 1, puzzle=puzzle)[0], None))
     for at in KINDS:
-        first = None
-        if at not in ("resid", "silence"):  # the screen's first picture: the estimate
-            first = timed(engine.patch, puzzle, at, n=args.prompts, estimate=True)[0]
+        # the screen's first picture is the attribution estimate, then the exact grid
+        first = timed(engine.patch, puzzle, at, n=args.prompts, estimate=True)[0]
         exact = timed(engine.patch, puzzle, at, n=args.prompts)[0]
-        print(f"{at}: first {first or exact:.2f} s, exact {exact:.2f} s", flush=True)
-        rows.append((f"swap: {at} grid, {args.prompts} prompts", first or exact, exact))
+        print(f"{at}: first {first:.2f} s, exact {exact:.2f} s", flush=True)
+        rows.append((f"swap: {at} grid, {args.prompts} prompts", first, exact))
     load = os.getloadavg()
     print(f"model {lm.label}; {lm.facts.shape()}; torch threads {torch.get_num_threads()}; "
           f"load {load_s:.2f} s; load average before/after: see below")

@@ -8,10 +8,18 @@ is printed too. The check: the toy model, the real judge, the reference solution
 `induction-head`, timed from pressing `c` to the verdict on screen, once the background load
 has finished (as when a player reads the puzzle first): first check (prompts run) and second
 (cached).
+
+With ``--model smollm2`` (any model) it measures what issue 22 asks instead: a player opens a
+puzzle, reads it for ``--wait`` seconds (30) while the game prepares the judge's runs in the
+background, then presses ``c`` with the reference placed: the time from the key press to the
+verdict, each trial in a fresh process with an empty LINEUP_HOME (a cold cache), median of
+``--trials`` (5), and each trial's peak RSS.
 """
+
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import statistics
@@ -75,7 +83,65 @@ async def toy_check() -> tuple[float, float, float, int]:
     return figures[0], figures[1], figures[2], stars
 
 
+PREPARED_CHECK = """
+import asyncio, resource, sys, time
+from engine.models import block_for_spec
+from engine.puzzle import find_puzzle
+from game.app import LineupApp
+from game.screens.check import CheckScreen
+model, puzzle_id, wait = sys.argv[1], sys.argv[2], float(sys.argv[3])
+puzzle = find_puzzle(puzzle_id)
+questions = [q.as_dict() for q in puzzle.models[block_for_spec(model) or "gpt2"].solution]
+async def main():
+    app = LineupApp(model=model)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_puzzle(puzzle_id, questions)
+        await pilot.pause()
+        opened = time.perf_counter()
+        while time.perf_counter() - opened < wait:
+            await pilot.pause(0.5)
+        start = time.perf_counter()
+        await pilot.press("c")
+        while not (isinstance(app.screen, CheckScreen) and app.screen.report is not None):
+            await pilot.pause(0.01)
+        took = time.perf_counter() - start
+        print(took, app.screen.report.stars, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        await pilot.press("escape")
+asyncio.run(main())
+"""
+
+
+def prepared_check(model: str, puzzle: str, wait: float, trials: int) -> None:
+    """Issue 22's in-game figure: ``c`` to verdict after ``wait`` seconds on the puzzle."""
+    times, peaks = [], []
+    for trial in range(trials):
+        with tempfile.TemporaryDirectory(prefix="lineup-bench-") as home:
+            env = {**os.environ, "LINEUP_HOME": home, "HF_HUB_OFFLINE": "1"}
+            out = subprocess.run([sys.executable, "-c", PREPARED_CHECK, model, puzzle,
+                                  str(wait)], cwd=ROOT, env=env, capture_output=True,
+                                 text=True, check=True)
+        took, stars, peak_kb = out.stdout.split()[-3:]
+        times.append(float(took))
+        peaks.append(int(peak_kb) / 1024)
+        print(f"trial {trial + 1}: c to verdict {float(took):.2f} s, {stars} stars, "
+              f"peak RSS {peaks[-1]:.0f} MB", flush=True)
+    print(f"{puzzle} on {model}, c pressed {wait:.0f} s after opening: median "
+          f"{statistics.median(times):.2f} s (min {min(times):.2f}, max {max(times):.2f}, "
+          f"{trials} trials); peak RSS at most {max(peaks):.0f} MB; load average "
+          f"{os.getloadavg()[0]:.1f}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="measure c-to-verdict after --wait on this model")
+    parser.add_argument("--puzzle", default="ioi-whole-circuit")
+    parser.add_argument("--wait", type=float, default=30.0)
+    parser.add_argument("--trials", type=int, default=5)
+    args = parser.parse_args()
+    if args.model:
+        prepared_check(args.model, args.puzzle, args.wait, args.trials)
+        return
     os.environ.setdefault("LINEUP_HOME", tempfile.mkdtemp(prefix="lineup-bench-"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     frames = first_frame()

@@ -80,11 +80,18 @@ class GPT2Adapter:
     def norm2(self, layer: int, x: torch.Tensor) -> torch.Tensor:
         return self.blocks[layer].ln_2(x)
 
+    group = 1  # query heads per key/value head
+
     def qkv(self, layer: int, normed: torch.Tensor):
         """q, k, v per query head, [..., n_heads, d_head] each, before any rotary."""
         q, k, v = self.blocks[layer].attn.c_attn(normed).split(self.d_model, dim=-1)
         shape = (*normed.shape[:-1], self.n_heads, self.d_head)
         return q.view(shape), k.view(shape), v.view(shape)
+
+    def qkv_grouped(self, layer: int, normed: torch.Tensor):
+        """q per query head, k and v per key/value head (the same as ``qkv`` when each
+        query head has its own)."""
+        return self.qkv(layer, normed)
 
     def rotary(self, n_ctx: int, device: Any, dtype: Any):
         return None
@@ -140,14 +147,18 @@ class LlamaAdapter(GPT2Adapter):
         return rms_norm(self.blocks[layer].post_attention_layernorm, x)
 
     def qkv(self, layer: int, normed: torch.Tensor):
+        q, k, v = self.qkv_grouped(layer, normed)
+        if self.group > 1:  # per query head: kv head h // group, as HF's repeat_kv
+            k = k.repeat_interleave(self.group, dim=-2)
+            v = v.repeat_interleave(self.group, dim=-2)
+        return q, k, v
+
+    def qkv_grouped(self, layer: int, normed: torch.Tensor):
         attn = self.blocks[layer].self_attn
         lead = normed.shape[:-1]
         q = attn.q_proj(normed).view(*lead, self.n_heads, self.d_head)
         k = attn.k_proj(normed).view(*lead, self.n_kv_heads, self.d_head)
         v = attn.v_proj(normed).view(*lead, self.n_kv_heads, self.d_head)
-        if self.group > 1:  # per query head: kv head h // group, as HF's repeat_kv
-            k = k.repeat_interleave(self.group, dim=-2)
-            v = v.repeat_interleave(self.group, dim=-2)
         return q, k, v
 
     def rotary(self, n_ctx: int, device: Any, dtype: Any):

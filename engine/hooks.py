@@ -217,6 +217,9 @@ def _block(adapter, layer: int, x, causal, rotary, point, names: set[str], earli
 
     prefix = f"blocks.{layer}"
     x = point(f"{prefix}.hook_resid_pre", x)
+    watched = {*getattr(point, "hooked", ()), *names}
+    if not any(f"{prefix}.attn.hook_{kind}" in watched for kind in _FUSED_HIDES):
+        return _fused_block(adapter, layer, x, causal, rotary, point, names, earlier)
     q, k, v = adapter.qkv(layer, adapter.norm1(layer, x))
     q = point(f"{prefix}.attn.hook_q", q)
     k = point(f"{prefix}.attn.hook_k", k)
@@ -226,16 +229,57 @@ def _block(adapter, layer: int, x, causal, rotary, point, names: set[str], earli
         cos, sin = (r[skip:] for r in rotary)
         q, k = rotate(q, cos, sin), rotate(k, cos, sin)
     if earlier is not None:
-        k_before, v_before = earlier
-        copies = x.shape[0] // k_before.shape[0]
-        k = torch.cat((k_before.repeat(copies, 1, 1, 1), k), dim=1)
-        v = torch.cat((v_before.repeat(copies, 1, 1, 1), v), dim=1)
+        k, v = _with_earlier(earlier, k, v, x.shape[0])
 
     scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * adapter.scaling(layer)
     scores = scores.masked_fill(~causal, torch.finfo(scores.dtype).min)
     scores = point(f"{prefix}.attn.hook_attn_scores", scores)
     pattern = point(f"{prefix}.attn.hook_pattern", torch.softmax(scores, dim=-1))
     z = point(f"{prefix}.attn.hook_z", torch.einsum("bhqk,bkhd->bqhd", pattern, v))
+    return _tail(adapter, layer, x, z, point, names)
+
+
+_FUSED_HIDES = ("k", "v", "attn_scores", "pattern")
+"""What the fused attention never materialises per query head: a block whose keys, values,
+scores or pattern someone hooks or records takes the spelled-out path."""
+
+
+def _with_earlier(earlier, k, v, batch: int):
+    """Keys and values of every position: the earlier positions' (one copy per prompt,
+    repeated over the stacked edits of a patched run) before the computed ones. Earlier keys
+    kept per key/value head are repeated per query head when ``k`` is."""
+    import torch
+
+    k_before, v_before = earlier
+    copies = batch // k_before.shape[0]
+    group = k.shape[2] // k_before.shape[2]
+    if group > 1:
+        k_before = k_before.repeat_interleave(group, dim=2)
+        v_before = v_before.repeat_interleave(group, dim=2)
+    k = torch.cat((k_before.repeat(copies, 1, 1, 1), k), dim=1)
+    v = torch.cat((v_before.repeat(copies, 1, 1, 1), v), dim=1)
+    return k, v
+
+
+def _fused_block(adapter, layer: int, x, causal, rotary, point, names: set[str], earlier=None):
+    """``_block`` with torch's fused attention (scale, mask, softmax and the weighted sum in
+    one kernel, key/value heads shared without copies): the same numbers to float rounding,
+    for the runs nobody watches inside attention (most patched runs)."""
+    import torch
+
+    prefix = f"blocks.{layer}"
+    q, k, v = adapter.qkv_grouped(layer, adapter.norm1(layer, x))
+    q = point(f"{prefix}.attn.hook_q", q)
+    if rotary is not None:
+        skip = causal.shape[1] - causal.shape[0]
+        cos, sin = (r[skip:] for r in rotary)
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+    if earlier is not None:
+        k, v = _with_earlier(earlier, k, v, x.shape[0])
+    out = torch.nn.functional.scaled_dot_product_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=causal,
+        scale=adapter.scaling(layer), enable_gqa=k.shape[2] != q.shape[2])
+    z = point(f"{prefix}.attn.hook_z", out.transpose(1, 2))
     return _tail(adapter, layer, x, z, point, names)
 
 
@@ -330,9 +374,9 @@ def attn_inputs(lm: LoadedModel, layer: int, resid_pre: torch.Tensor):
 def keys_values(lm: LoadedModel, layer: int, resid_pre: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Keys (after rotary) and values of ``layer`` for positions ``0 ..`` of a residual
-    stream [batch, pos, d_model], per query head: what a ``Prefix`` stands for."""
+    stream [batch, pos, d_model], per key/value head: what a ``Prefix`` stands for."""
     adapter = adapter_for(lm)
-    _q, k, v = adapter.qkv(layer, adapter.norm1(layer, resid_pre))
+    _q, k, v = adapter.qkv_grouped(layer, adapter.norm1(layer, resid_pre))
     rotary = adapter.rotary(resid_pre.shape[1], resid_pre.device, resid_pre.dtype)
     if rotary is not None:
         k = rotate(k, *rotary)

@@ -1,7 +1,7 @@
-"""The logit lens: "what do you think right now?" asked of every person after every round.
+"""The logit lens: "what do you think right now?" asked of every person after every layer.
 
 The residual stream after each layer is put through the final layer norm and the unembedding,
-as if the model stopped there. Entry 0 is the embeddings (before any round); entry L+1 is
+as if the model stopped there. Entry 0 is the embeddings (before any layer); entry L+1 is
 after layer L, and the last entry equals the model's real prediction.
 """
 
@@ -125,7 +125,7 @@ def logit_lens(lm: LoadedModel, text: str, *, k: int = 5) -> LensReport:
 
 def answer_ranks(lm: LoadedModel, tokens: Tokens, answers: torch.Tensor) -> torch.Tensor:
     """[n_layers + 1, batch]: the rank (0 = top) of each prompt's answer token at its last
-    position, after each stage. Shows in which round the answer appears."""
+    position, after each stage. Shows in which layer the answer appears."""
     import torch
 
     rows = torch.arange(len(tokens))

@@ -37,7 +37,7 @@ TITLE = {
     "query": "one question (a head's query) swapped in from the clean sentence",
     "key": "who answers (a head's keys) swapped in from the clean sentence",
     "value": "what is said back (a head's values) swapped in from the clean sentence",
-    "resid": "one person swapped in from the clean sentence at the start of a round",
+    "resid": "one person swapped in from the clean sentence as a layer starts",
     "silence": "one question silenced: its mean answer over the corrupted sentences",
 }
 
@@ -48,7 +48,7 @@ def where_text(position: str) -> str:
 
 @dataclass
 class PatchReport:
-    """One grid for a puzzle: rows are layers (rounds), columns heads (or people for
+    """One grid for a puzzle: rows are layers, columns heads (or people for
     ``resid``). ``effects`` are mean metrics, ``fractions`` the same cells as a share of the
     clean-minus-corrupted gap. ``estimate`` is True for a first-order (attribution) picture
     that exact runs replace."""
@@ -111,7 +111,7 @@ def reading(at: str, position: str, columns: list[str], fractions: list[list[flo
         return (f"silencing {layer}.{columns[j]} (everyone hears its average answer) leaves "
                 f"{pct} of the gap")
     if at == "resid":
-        return f"swapping person {columns[j]} before round {layer} brings back {pct} of the gap"
+        return f"swapping person {columns[j]} before layer {layer} brings back {pct} of the gap"
     what = WHAT[at].format(head=f"{layer}.{columns[j]}")
     return f"swapping {what} {where_text(position)} brings back {pct} of the gap"
 
@@ -125,13 +125,18 @@ def puzzle_patch(puzzle: Puzzle, lm: LoadedModel, *, at: str = "head", position:
 
     Patching is denoising (corrupted run, one piece from the clean run); silencing runs the
     clean prompts with one head mean-ablated over the corrupted ones, per template.
-    ``estimate`` gives attribution patching's first-order picture instead, for a head's
-    output, query, key or value (one forward and one backward:
-    ``engine.interventions.attribution_patch_grid``). ``layers`` limits an exact grid's rows
-    to those layers."""
+    ``estimate`` gives attribution patching's first-order picture instead (one forward of
+    each side and one backward: ``engine.interventions.attribution_*_grid``), the screens'
+    first picture while the exact grid runs. ``layers`` limits an exact grid's rows to
+    those layers."""
     import time
 
-    from engine.interventions import attribution_patch_grid, patch_grid
+    from engine.interventions import (
+        attribution_patch_grid,
+        attribution_resid_grid,
+        attribution_silence_grid,
+        patch_grid,
+    )
     from engine.loaded import pad_rows
     from engine.metrics import PuzzleMetric
 
@@ -152,13 +157,19 @@ def puzzle_patch(puzzle: Puzzle, lm: LoadedModel, *, at: str = "head", position:
                          f"{', '.join(roles)} (or {ALL} for every position)")
     if estimate and layers is not None:
         raise UsageError("the first-order estimate covers every layer")
-    if estimate and at in ("resid", "silence"):
-        raise UsageError("the first-order estimate is made for a head's output, query, key "
-                         "or value")
     clean = pad_rows(token_ids, device=lm.device)
     corrupted = pad_rows(corrupted_ids, device=lm.device)
     metric = PuzzleMetric(ps.metric.kind, ps.correct[:n], ps.wrong[:n])
-    if at == "silence":
+    if estimate and at == "silence":
+        effects = attribution_silence_grid(lm, clean, corrupted, metric,
+                                           templates=ps.templates[:n] or None)
+        clean_metric, corrupted_metric = _baselines(lm, clean, corrupted, metric)
+        columns = [str(h) for h in range(lm.n_heads)]
+    elif estimate and at == "resid":
+        effects = attribution_resid_grid(lm, corrupted, clean, metric, roles)
+        clean_metric, corrupted_metric = _baselines(lm, clean, corrupted, metric)
+        columns = list(roles)
+    elif at == "silence":
         grid = patch_grid(lm, clean, corrupted, metric, at="silence",
                           templates=ps.templates[:n] or None, progress=progress,
                           cancelled=cancelled, layers=layers)

@@ -73,13 +73,18 @@ def finite(x: Any) -> bool:
 
 
 def num(x: Any, digits: int = 2) -> str:
-    """A number for reading: fixed digits; ``?`` when it is missing or not finite."""
-    return f"{x:.{digits}f}" if finite(x) else "?"
+    """A number for reading: fixed digits, no "-0.00" for a tiny negative; ``?`` when it is
+    missing or not finite."""
+    return _unsigned_zero(f"{x:.{digits}f}") if finite(x) else "?"
 
 
 def share(x: Any) -> str:
     """A fraction of the clean-minus-corrupted gap as a whole percent (``126%``)."""
-    return f"{x:.0%}" if finite(x) else "?"
+    return _unsigned_zero(f"{x:.0%}") if finite(x) else "?"
+
+
+def _unsigned_zero(text: str) -> str:
+    return text[1:] if text.startswith("-") and not text.strip("-0.%") else text
 
 
 def people(n: int, word: str = "question") -> str:
@@ -166,10 +171,10 @@ def faithfulness_note(faithfulness: Any) -> str | None:
     """What a faithfulness below 0 or above 1 means (None when it needs no note)."""
     if not finite(faithfulness):
         return None
-    if faithfulness < 0:
+    if faithfulness < 0 and num(faithfulness) != num(0):  # not a rounding of 0
         return (f"faithfulness {num(faithfulness)} is below 0: with only your questions the line "
                 "guesses worse than with every question silenced; some of them push the wrong way")
-    if faithfulness > 1:
+    if faithfulness > 1 and num(faithfulness) != num(1):
         return (f"faithfulness {num(faithfulness)} is above 1: your questions alone do more than "
                 "the full line, which also has questions that push the other way")
     return None

@@ -44,7 +44,8 @@ def test_patching_a_head_with_its_own_activation_changes_nothing(random_gpt2):
         base = forward(lm, clean).logits
     for which in ("z", "q", "k", "v"):
         same = patch_heads(lm, clean, clean, [(3, 4), (7, 1)], which=which)
-        assert (same - base).abs().max() == 0
+        # float rounding only: a hooked key or value takes the spelled-out attention
+        assert (same - base).abs().max() <= 1e-5
 
 
 def test_patching_every_head_of_a_layer_equals_patching_its_attention_output(random_gpt2):

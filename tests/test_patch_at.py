@@ -157,7 +157,7 @@ def test_svg_writes_the_same_picture(tmp_path):
     assert result.returncode == 0, result.stderr
     text = svg.read_text()
     assert text.startswith("<svg") and "share" in text and "END" in text
-    assert "swapping person" in result.stdout and "round" in result.stdout
+    assert "swapping person" in result.stdout and "before layer" in result.stdout
 
 
 def test_pos_must_name_a_person():
@@ -183,3 +183,33 @@ def test_attribution_estimate_adds_up_over_positions(which, random_gpt2):
                 for p in range(clean.lengths[0]))
     assert torch.allclose(every - base, parts, atol=1e-3)
     assert (every - base).abs().max() > 1e-4
+
+
+# A tiny random Llama is too small for a first-order picture of swapping a whole person (one
+# token swapped is a change as large as the residual stream itself); its silence grid,
+# where each change is one head's share, is still tested.
+@pytest.mark.parametrize(("at", "model"), [("resid", "random_gpt2"), ("silence", "random_gpt2"),
+                                           ("silence", "tiny_llama_dir")])
+def test_first_estimate_of_person_and_silence_grids_tracks_the_exact_grid(at, model, request):
+    """The screens' first picture for "swap a person" and "silence a question": the
+    attribution estimate has the exact grid's shape and columns, starts from the same clean
+    and corrupted figures, and follows the exact cells (it is exact to first order)."""
+    from engine.models import load_model
+    from engine.patching import puzzle_patch
+    from engine.puzzle import find_puzzle
+
+    lm = request.getfixturevalue(model)
+    if model == "tiny_llama_dir":  # a Llama-family checkpoint with a tokenizer
+        lm = load_model(str(lm), device="cpu")
+    puzzle = find_puzzle("ioi-name-mover")
+    exact = puzzle_patch(puzzle, lm, at=at, count=4)
+    first = puzzle_patch(puzzle, lm, at=at, count=4, estimate=True)
+    assert first.estimate and not exact.estimate
+    assert first.columns == exact.columns and first.layers == exact.layers
+    assert first.clean_metric == pytest.approx(exact.clean_metric, abs=1e-4)
+    assert first.corrupted_metric == pytest.approx(exact.corrupted_metric, abs=1e-4)
+    e, f = torch.tensor(exact.effects), torch.tensor(first.effects)
+    baseline = exact.clean_metric if at == "silence" else exact.corrupted_metric
+    assert (e - baseline).abs().max() > 1e-3, "the grid moves nothing: nothing to compare"
+    corr = torch.corrcoef(torch.stack([e.flatten(), f.flatten()]))[0, 1]
+    assert corr > 0.8, f"estimate and exact grid correlate only {corr:.2f}"

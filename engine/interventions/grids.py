@@ -1,6 +1,6 @@
 """Patching grids: every cell of one kind of intervention (a head's output, query, key or
 value; the residual stream at a person; a head silenced), each read as the metric's mean,
-plus the first-order attribution estimate of a head grid."""
+plus the first-order (attribution) estimate of each grid."""
 
 from __future__ import annotations
 
@@ -156,6 +156,33 @@ def patch_grid(
                      source_metric=source_metric, layers=rows_asked)
 
 
+def _gradients(lm: LoadedModel, target: Tokens, names: Sequence[str], metric: Metric,
+               ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+    """One forward and one backward of ``target``: each activation in ``names``, the
+    gradient of the metric's mean over prompts with respect to it, and that mean. The
+    first-order estimate of replacing an activation ``a`` by ``b`` is then
+    ``mean + grad . (b - a)``."""
+    import torch
+
+    leaves: dict[str, torch.Tensor] = {}
+
+    def make(name: str) -> Hook:
+        def hook(act: torch.Tensor) -> torch.Tensor:
+            leaves[name] = torch.zeros_like(act, requires_grad=True)
+            return act + leaves[name]
+
+        return hook
+
+    with torch.enable_grad():
+        run = forward(lm, target, record=names, hooks={n: make(n) for n in names},
+                      logits="last")
+        base = metric(run.logits).mean()
+        base.backward()
+    acts = {n: run.cache[n].detach() for n in names}
+    grads = {n: leaves[n].grad for n in names}
+    return acts, grads, base.detach()
+
+
 def attribution_patch_grid(
     lm: LoadedModel, target: Tokens, source: Tokens, metric: Metric, *,
     which: Literal["z", "q", "k", "v"] = "z", positions: Sequence[int] | None = None,
@@ -173,28 +200,61 @@ def attribution_patch_grid(
     with torch.inference_mode():
         source_acts = forward(lm, source, record=names, logits="none").cache
     source_acts = {k: v.clone() for k, v in source_acts.items()}
-    mask = positions_mask(positions, target).to(next(iter(source_acts.values())).dtype)
-    leaves: dict[str, torch.Tensor] = {}
-
-    def make(name: str) -> Hook:
-        def hook(act: torch.Tensor) -> torch.Tensor:
-            leaves[name] = torch.zeros_like(act, requires_grad=True)
-            return act + leaves[name]
-
-        return hook
-
-    with torch.enable_grad():
-        run = forward(
-            lm, target, record=names, hooks={n: make(n) for n in names}, logits="last"
-        )
-        base = metric(run.logits).mean()
-        base.backward()
+    acts, grads, base = _gradients(lm, target, names, metric)
+    mask = positions_mask(positions, target).to(base.dtype)
     grid = torch.stack([
-        ((source_acts[n] - run.cache[n].detach()) * leaves[n].grad
-         * mask[:, :, None, None]).sum(dim=(0, 1, 3))
+        ((source_acts[n] - acts[n]) * grads[n] * mask[:, :, None, None]).sum(dim=(0, 1, 3))
         for n in names
     ])
-    return (grid + base.detach()).float().cpu()
+    return (grid + base).float().cpu()
+
+
+def attribution_resid_grid(
+    lm: LoadedModel, target: Tokens, source: Tokens, metric: Metric,
+    positions_by_role: dict[str, Sequence[int]],
+) -> torch.Tensor:
+    """First-order estimate of ``resid_patch_grid`` ([layer, role]): the residual stream
+    entering each layer at one role's position swapped from ``source`` into ``target``,
+    from one forward of each and one backward of ``target``."""
+    import torch
+
+    same_shape(target, source)
+    names = [act_name("resid_pre", layer) for layer in range(lm.n_layers)]
+    with torch.inference_mode():
+        source_acts = forward(lm, source, record=names, logits="none").cache
+    source_acts = {k: v.clone() for k, v in source_acts.items()}
+    acts, grads, base = _gradients(lm, target, names, metric)
+    rows = torch.arange(len(target), device=base.device)
+    grid = torch.empty(lm.n_layers, len(positions_by_role))
+    for j, where in enumerate(positions_by_role.values()):
+        at = torch.as_tensor(list(where), device=base.device)
+        for layer, n in enumerate(names):
+            delta = source_acts[n][rows, at] - acts[n][rows, at]
+            grid[layer, j] = (delta * grads[n][rows, at]).sum()
+    return (grid + base.cpu()).float()
+
+
+def attribution_silence_grid(
+    lm: LoadedModel, target: Tokens, reference: Tokens, metric: Metric,
+    templates: Sequence[int] | None = None,
+) -> torch.Tensor:
+    """First-order estimate of the silence grid ([layer, head]): each head's output in
+    ``target`` replaced by its mean over ``reference`` (per template and position,
+    ``group_means``, the judge's knock-out), from one forward of each and one backward."""
+    import torch
+
+    same_shape(target, reference)
+    names = [act_name("z", layer) for layer in range(lm.n_layers)]
+    with torch.inference_mode():
+        reference_acts = forward(lm, reference, record=names, logits="none").cache
+        means = {n: group_means(reference_acts[n], reference.lengths, templates).clone()
+                 for n in names}
+    del reference_acts
+    acts, grads, base = _gradients(lm, target, names, metric)
+    mask = positions_mask(None, target).to(base.dtype)[:, :, None, None]
+    grid = torch.stack([((means[n] - acts[n]) * grads[n] * mask).sum(dim=(0, 1, 3))
+                        for n in names])
+    return (grid + base).float().cpu()
 
 
 def resid_patch_grid(

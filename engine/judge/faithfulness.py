@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from engine.judge.runs import _ensure, _Split, _values
-from engine.judge.thresholds import Head
+from engine.judge.thresholds import Head, _num
 
 if TYPE_CHECKING:
     from engine.interventions import Edit
@@ -53,13 +53,13 @@ class Faithfulness:
         if abs(c["as_is"] - 1.0) > w:
             how = "more" if c["as_is"] > 1.0 else "less"
             return (f"your circuit says the answer {how} surely than the whole line does "
-                    f"(faithfulness {c['as_is']:.2f}; it must be within {w:.2f} of 1.00): "
+                    f"(faithfulness {_num(c['as_is'])}; it must be within {_num(w)} of 1.00): "
                     + ("someone who holds the answer back is missing" if how == "more"
                        else "someone who helps is missing"))
         card = self.block.thresholds.without
         return (f"silence the people who ask {card} and the whole line still keeps "
-                f"{c['model_without']:.2f} of its answer, but your circuit keeps "
-                f"{c['circuit_without']:.2f} (they must agree within {w:.2f}): "
+                f"{_num(c['model_without'])} of its answer, but your circuit keeps "
+                f"{_num(c['circuit_without'])} (they must agree within {_num(w)}): "
                 + ("someone who takes over when they are gone is missing"
                    if c["circuit_without"] < c["model_without"] else
                    "someone who holds the answer back is missing"))

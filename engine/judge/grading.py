@@ -12,7 +12,7 @@ from engine.judge.questions import _invalid, _Judge, _normalise
 from engine.judge.runs import _ensure, _load_split, _save_effects
 from engine.judge.scores import _head_scores
 from engine.judge.task import task_check
-from engine.judge.thresholds import NEED_LOSS, Head
+from engine.judge.thresholds import NEED_LOSS, Head, _num
 from engine.metrics import PuzzleMetric
 from engine.report import QuestionReport, Report, stars_for
 
@@ -149,16 +149,16 @@ def grade(puzzle: Puzzle, circuit: Circuit, lm: LoadedModel, *,
         if not needed:
             rep.verdict = "not-needed"
             rep.message = (f"{rep.message}; but the others already carry it: faithfulness is "
-                           f"{without:.2f} without this question and {faith:.2f} with it")
+                           f"{_num(without)} without this question and {_num(faith)} with it")
 
     stars = stars_for(reports, faith, pass_line, faith_held, held_line, task_ok=task.ok,
                       right_puzzle=not wrong_puzzle, complete=complete)
     if stars >= 1 and faith < pass_line:
-        problems.append(f"faithfulness {faith:.2f} is below the pass line {pass_line:.2f}: "
+        problems.append(f"faithfulness {_num(faith)} is below the pass line {_num(pass_line)}: "
                         "a step is missing")
     elif stars == 2 and faith_held is not None and faith_held < held_line:
-        problems.append(f"held-out faithfulness {faith_held:.2f} is below "
-                        f"{held_line:.2f}: the circuit fits the play prompts only")
+        problems.append(f"held-out faithfulness {_num(faith_held)} is below "
+                        f"{_num(held_line)}: the circuit fits the play prompts only")
     timing["judging"] = time.perf_counter() - t2
     timing["total"] = time.perf_counter() - t0
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from engine.judge.runs import _Split
-from engine.judge.thresholds import NOISE_Z, TASK_ACCURACY, _pct
+from engine.judge.thresholds import NOISE_Z, TASK_ACCURACY, _num, _pct
 
 if TYPE_CHECKING:
     from engine.puzzle import Puzzle
@@ -46,12 +46,12 @@ def task_check(split: _Split, puzzle: Puzzle) -> TaskCheck:
     ok = gap > 0 and gap >= NOISE_Z * se and not acc < TASK_ACCURACY
     if ok:
         message = (f"the model does the task: {what} on {_pct(acc)} of the prompts; the guess "
-                   f"changes by {gap:.2f} when the sentence is swapped (noise {se:.2f})")
+                   f"changes by {_num(gap)} when the sentence is swapped (noise {_num(se)})")
     elif not acc >= TASK_ACCURACY:
         message = (f"this model does not do the task: {what} on only {_pct(acc)} of the "
                    f"prompts (it needs {TASK_ACCURACY:.0%}), so there is no circuit to find "
-                   f"(metric {split.clean:.2f} on the real sentences, "
-                   f"{split.corrupted:.2f} on the swapped ones)")
+                   f"(metric {_num(split.clean)} on the real sentences, "
+                   f"{_num(split.corrupted)} on the swapped ones)")
     else:
         message = (f"this model does not do the task: swapping the sentence changes the guess "
                    f"by {gap:.2g}, inside its own noise ({se:.2g}), so nothing here can be "

@@ -65,4 +65,10 @@ def _pct(x: float) -> str:
     text = f"{x:.0%}"
     return "0%" if text == "-0%" else text
 
+
+def _num(x: float) -> str:
+    """A number to two places, without a "-0.00" for a tiny negative."""
+    text = f"{x:.2f}"
+    return "0.00" if text == "-0.00" else text
+
 Head = tuple[int, int]

@@ -157,7 +157,8 @@ PROBE_SENTENCE = "When Mary and John went to the store, John gave a drink to"
 def tool_probes(engine: Any, puzzle: Any) -> list[tuple[str, Callable[[], Any]]]:
     """Each tool of the game as the screens call it (``game.engine_bridge.Engine``), on the
     smallest input that still takes its whole path: one sentence, or one prompt of a puzzle
-    the model plays; head experiments as their first-order estimate."""
+    the model plays; each experiment's first-order estimate, and the exact grids on their
+    last row."""
     lm = engine.lm(puzzle)
     probes: list[tuple[str, Callable[[], Any]]] = [
         ("think now (logit lens)", lambda: engine.lens(PROBE_SENTENCE, puzzle=puzzle)),
@@ -167,7 +168,9 @@ def tool_probes(engine: Any, puzzle: Any) -> list[tuple[str, Callable[[], Any]]]
     ]
     if puzzle is not None:
         for at, name in (("head", "swap one question's answer"), ("query", "swap the question"),
-                         ("key", "swap who answers"), ("value", "swap the answer")):
+                         ("key", "swap who answers"), ("value", "swap the answer"),
+                         ("resid", "swap a person: first picture"),
+                         ("silence", "silence a question: first picture")):
             probes.append((name, lambda at=at: engine.patch(puzzle, at, n=1, estimate=True)))
         last = [lm.n_layers - 1]  # the exact grids' whole path, on their last row only
         probes.append(("swap a person", lambda: engine.patch(puzzle, "resid", n=1,

@@ -1,4 +1,4 @@
-"""`lineup lens`: the logit lens, each person's best guess after each round."""
+"""`lineup lens`: the logit lens, each person's best guess after each layer."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from game.output import Exit, add_json_option, add_model_option, emit_json, visi
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "lens",
-        help="show each person's top guess after each round (the logit lens)",
+        help="show each person's top guess after each layer (the logit lens)",
         description="Run TEXT through the model and, after the embeddings and after every "
         "layer, read the residual stream through the final layer norm and the unembedding: "
-        "what each person in the line would guess if the rounds stopped there.",
+        "what each person in the line would guess if the model stopped there.",
     )
     parser.add_argument("text", metavar="TEXT", help="the text to read, in quotes")
     parser.add_argument("-k", "--top", type=int, default=5, help="guesses per person (JSON)")
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     # tokens and labels are user text: Text objects, never markup ("[late]" stays "[late]")
     console = Console(highlight=False)
     console.print(Text(f"Logit lens on {visible(lm.label)}: each person's top guess after "
-                       "each round"))
+                       "each layer"))
     per_table = max(1, (console.width - 8) // 12)
     for first in range(0, len(report.tokens), per_table):
         people = range(first, min(len(report.tokens), first + per_table))

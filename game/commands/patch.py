@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "share of the gap between the clean and the corrupted metric (1 = all of the answer "
         "comes back). --at says which piece: head (a head's output, the default), query, key "
         "or value (only that part of one head; keys and values of heads that share them are "
-        "swapped for one query head), or resid (the residual stream entering each round at "
+        "swapped for one query head), or resid (the residual stream entering each layer at "
         "each person). --silence instead mean-ablates one head at a time in the clean run "
         "(the judge's knock-out; 1 = nothing lost).",
     )
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     def progress(done: int, total: int) -> None:
         if show:
-            sys.stderr.write(f"\r\033[Klineup: patching round {done}/{total}")
+            sys.stderr.write(f"\r\033[Klineup: patching layer {done}/{total}")
             sys.stderr.flush()
 
     report = puzzle_patch(puzzle, lm, at=at, position=args.pos, count=args.count,

@@ -242,9 +242,9 @@ EXPERIMENT_NAMES = {
 class ExperimentScreen(ToolScreen):
     """The essay's experiments as heatmaps: swap a person (residual stream), a question's
     answer (head output), the question (query), who answers (keys), what is said back
-    (values), or silence a question (the judge's mean ablation). A head's pieces show a
-    first-order estimate at once, then the exact grid; anything slower has a progress bar,
-    and esc stops it."""
+    (values), or silence a question (the judge's mean ablation). Each shows a first-order
+    estimate at once (attribution patching), then the exact grid with a progress bar; esc
+    stops it."""
 
     BINDINGS: ClassVar = [
         Binding("escape", "cancel", "Back"),
@@ -287,11 +287,11 @@ class ExperimentScreen(ToolScreen):
         worker = get_current_worker()
         at, position = self.at, self.position
         self.query_one(ProgressBar).update(total=1.0, progress=0.0)
-        if at not in ("resid", "silence"):  # a first-order picture first
-            estimate = await in_daemon_thread(app.engine.patch, self.puzzle, at,
-                                              position=position, estimate=True,
-                                              cancelled=lambda: worker.is_cancelled)
-            self.post_loaded(estimate)
+        # a first-order picture at once (one forward and one backward), then the exact grid
+        estimate = await in_daemon_thread(app.engine.patch, self.puzzle, at,
+                                          position=position, estimate=True,
+                                          cancelled=lambda: worker.is_cancelled)
+        self.post_loaded(estimate)
         exact = await in_daemon_thread(app.engine.patch, self.puzzle, at, position=position,
                                        progress=self.progress,
                                        cancelled=lambda: worker.is_cancelled)
