@@ -89,6 +89,11 @@ WRONG: dict[str, list[tuple[int, dict[str, str], str]]] = {
         (1, {"responder": "B1"}, "responder"),
         (0, {"round": "late"}, "round"),
     ],
+    # pronoun ladder (docs/smollm2-circuits.md, "Pronouns"); one round only (layers 0-25 kept)
+    "pronoun-say-it": [
+        (0, {"card": "previous-token"}, "card"),
+        (0, {"responder": "NAME"}, "responder"),
+    ],
 }
 
 
