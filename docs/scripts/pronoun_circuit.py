@@ -150,6 +150,8 @@ def main() -> None:
         finally:
             h.remove()
 
+    for pos in (NAME, IS, x.shape[1] - 1):  # the clean prefixes, built before any hook
+        from_pos(pos)
     check = float(metric(from_pos(IS)).mean())
     assert abs(check - base) < 1e-3, (check, base)  # the cached run equals the full one
 
