@@ -149,7 +149,7 @@ class Mutator:
         elif choice == 2:
             block = d["models"][self.rng.choice(list(d["models"]))]
             block.setdefault("pass", {})["faithfulness"] = self.rng.choice([1.5, -0.1, 99])
-        elif choice == 3:
+        elif choice == 3 and "gpt2" in d["models"]:
             block = d["models"]["gpt2"]  # the toy's layer count is unknown until it is built
             name = list(block["rounds"])[-1]
             block["rounds"][name] = [5, 40]
