@@ -84,11 +84,6 @@ WRONG: dict[str, list[tuple[int, dict[str, str], str]]] = {
         (0, {"responder": "A1"}, "responder"),
         (0, {"round": "late"}, "round"),
     ],
-    "docstring-whole-circuit": [
-        (1, {"card": "negative-name-mover"}, "card"),
-        (1, {"responder": "B1"}, "responder"),
-        (0, {"round": "late"}, "round"),
-    ],
     # pronoun ladder (docs/smollm2-circuits.md, "Pronouns"); one round only (layers 0-25 kept)
     "pronoun-say-it": [
         (0, {"card": "previous-token"}, "card"),
