@@ -17,8 +17,10 @@ import copy
 import os
 import sys
 import time
+from dataclasses import replace
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+WHOLE = "docstring-whole-circuit"
 
 
 def main() -> None:
@@ -28,9 +30,17 @@ def main() -> None:
 
     lm = load_model("smollm2", device="cpu")
     q = Question
+    # The withdrawn puzzle 3 (docs/smollm2-circuits.md, section 9): puzzle 2 with its own
+    # prompt seeds, nothing given, and pass lines 0.40 / 0.35.
+    whole = copy.deepcopy(find_puzzle("docstring-already-described"))
+    whole.id = WHOLE
+    whole.prompts.seed, whole.prompts.heldout_seed = 921, 922
+    block = whole.models["smollm2"]
+    block.given = []
+    block.thresholds = replace(block.thresholds, faithfulness=0.40, heldout=0.35)
 
     def show(pid: str, questions: list[Question], *, rounds: dict | None = None) -> None:
-        puzzle = find_puzzle(pid)
+        puzzle = whole if pid == WHOLE else find_puzzle(pid)
         if rounds is not None:  # the same prompts with other rounds (a what-if, not shipped)
             puzzle = copy.deepcopy(puzzle)
             block = puzzle.models["smollm2"]
