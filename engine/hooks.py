@@ -125,6 +125,7 @@ def forward(
     logits: LogitsMode = "all",
     on_layer: Callable[[int, int], None] | None = None,
     prefix: Prefix | None = None,
+    last_only: bool = False,
 ) -> Run:
     """Run the model once, recording ``record`` and applying ``hooks``.
 
@@ -137,6 +138,10 @@ def forward(
     ``on_layer(done, total)`` hears after each layer (progress on a slow model; it may raise
     to stop the run). ``prefix`` (with ``resid`` of the later positions only) runs only the
     positions after it (see the module docstring); logits are then not computed.
+    ``last_only`` (with ``logits="none"``) computes the final block at each prompt's last
+    real token only, so a recorded final ``resid_post`` is [batch, d_model] there: what a
+    patched run reads its metric from. It is ignored (full positions) when anything else
+    of the final block is hooked or recorded.
     """
     import torch
 
@@ -185,15 +190,21 @@ def forward(
     last = tokens.last.to(x.device)
     # With only the last positions unembedded, the final block needs its other positions
     # only as keys and values; skip their query, output and MLP unless someone watches them.
+    final_name = f"blocks.{n_layers - 1}.hook_resid_post"
     final_only_last = (
-        logits == "last" and stop_layer is None and start_layer < n_layers
-        and not any(n.startswith(f"blocks.{n_layers - 1}.") for n in (*names, *hooks))
+        (logits == "last" or (last_only and logits == "none")) and stop_layer is None
+        and start_layer < n_layers
+        and not any(n.startswith(f"blocks.{n_layers - 1}.") and n != final_name
+                    for n in (*names, *hooks))
+        and final_name not in hooks and (logits == "none" or final_name not in names)
     )
     for layer in range(start_layer, end):
+        earlier = prefix.kv(layer) if skip and prefix is not None else None
         if final_only_last and layer == n_layers - 1:
-            x = _final_block_last_only(adapter, layer, x, rows, last, rotary)
+            x = _final_block_last_only(adapter, layer, x, rows, last, rotary, earlier, skip)
+            if final_name in names:
+                cache[final_name] = x
         else:
-            earlier = prefix.kv(layer) if skip and prefix is not None else None
             x = _block(adapter, layer, x, causal, rotary, point, names, earlier)
         if on_layer is not None:
             on_layer(layer + 1 - start_layer, end - start_layer)
@@ -283,22 +294,28 @@ def _fused_block(adapter, layer: int, x, causal, rotary, point, names: set[str],
     return _tail(adapter, layer, x, z, point, names)
 
 
-def _final_block_last_only(adapter, layer: int, x, rows, last, rotary):
-    """The final block computed for each prompt's last position only: [batch, d_model]."""
+def _final_block_last_only(adapter, layer: int, x, rows, last, rotary, earlier=None,
+                           skip: int = 0):
+    """The final block computed for each prompt's last position only: [batch, d_model].
+    ``x`` covers positions ``skip ..`` (``earlier``: the keys and values before them)."""
     import torch
 
-    batch, n_ctx, _ = x.shape
+    batch, n_new, _ = x.shape
+    n_ctx = skip + n_new
+    here = last - skip  # the last token's index within x
     q, k, v = adapter.qkv(layer, adapter.norm1(layer, x))
-    q = q[rows, last]  # [batch, head, d_head]
+    q = q[rows, here]  # [batch, head, d_head]
     if rotary is not None:
         cos, sin = rotary
         q = rotate(q[:, None], cos[last][:, None], sin[last][:, None])[:, 0]
-        k = rotate(k, cos, sin)
+        k = rotate(k, cos[skip:], sin[skip:])
+    if earlier is not None:
+        k, v = _with_earlier(earlier, k, v, batch)
     scores = torch.einsum("bhd,bkhd->bhk", q, k) * adapter.scaling(layer)
     visible = torch.arange(n_ctx, device=x.device)[None, :] <= last[:, None]  # [batch, key]
     scores = scores.masked_fill(~visible[:, None, :], torch.finfo(scores.dtype).min)
     z = torch.einsum("bhk,bkhd->bhd", torch.softmax(scores, dim=-1), v)
-    resid = x[rows, last] + adapter.o_proj(layer, z.reshape(batch, -1))
+    resid = x[rows, here] + adapter.o_proj(layer, z.reshape(batch, -1))
     return resid + adapter.mlp(layer, adapter.norm2(layer, resid))
 
 

@@ -77,3 +77,29 @@ def test_a_prefix_run_needs_its_resid_and_gives_no_logits(lm) -> None:
     tokens = prompts(lm)
     with pytest.raises(UsageError):
         forward(lm, tokens, prefix=Prefix(2, lambda layer: (None, None)))
+
+
+@pytest.mark.parametrize(("start_layer", "skip"), [(0, 0), (1, 0), (1, 5)])
+def test_last_only_gives_the_full_runs_last_tokens(lm, start_layer, skip) -> None:
+    """``last_only``: the final block at each prompt's last real token only (what a patched
+    run reads its metric from) equals the full run there, with or without a prefix."""
+    tokens = prompts(lm)
+    final = act_name("resid_post", lm.n_layers - 1)
+    pre = act_name("resid_pre", start_layer)
+    full = forward(lm, tokens, record=[final, pre], logits="none")
+    rows = torch.arange(len(tokens))
+    want = full.cache[final][rows, tokens.last]
+
+    def kv(layer: int):
+        resid = forward(lm, tokens, record=[act_name("resid_pre", layer)], logits="none")
+        return keys_values(lm, layer, resid.cache[act_name("resid_pre", layer)][:, :skip])
+
+    part = forward(lm, tokens, record=[final], logits="none", start_layer=start_layer,
+                   resid=full.cache[pre][:, skip:], prefix=Prefix(skip, kv) if skip else None,
+                   last_only=True)
+    assert part.cache[final].shape == want.shape
+    torch.testing.assert_close(part.cache[final], want, atol=2e-5, rtol=1e-4)
+    # anything else watched in the final block: every position, as before
+    z = act_name("z", lm.n_layers - 1)
+    watched = forward(lm, tokens, record=[final, z], logits="none", last_only=True)
+    assert watched.cache[final].shape == full.cache[final].shape

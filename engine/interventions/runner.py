@@ -198,6 +198,9 @@ def run_edits(lm: LoadedModel, state: PatchState, edits: Sequence[Edit], *,
     RUNNER["copies"] += len(edits)
     results: dict[int, torch.Tensor] = {}
     rows = torch.arange(n, device=state.tokens.ids.device)
+    # the metric is read at each prompt's last token: the final block need not compute the
+    # other positions (``forward(last_only=True)``)
+    at_last = bool((state.at.cpu() == torch.as_tensor(state.tokens.last)).all())
     for idx in chunks:
         chunk = [edits[i] for i in idx]
         k = len(chunk)
@@ -210,12 +213,14 @@ def run_edits(lm: LoadedModel, state: PatchState, edits: Sequence[Edit], *,
                 prefix = Prefix(skip, lambda layer, s=skip: state.kv_before(lm, layer, s)) \
                     if skip else None
                 run = forward(lm, tokens, record=[final], hooks=hooks, logits="none",
-                              start_layer=first, prefix=prefix,
+                              start_layer=first, prefix=prefix, last_only=at_last,
                               resid=state.target_resid[first][:, skip:].repeat(k, 1, 1))
             else:
-                run = forward(lm, tokens, record=[final], hooks=hooks, logits="none")
+                run = forward(lm, tokens, record=[final], hooks=hooks, logits="none",
+                              last_only=at_last)
             resid = run.cache[final].view(k, n, *run.cache[final].shape[1:])
-            at = resid[:, rows, state.at - skip]  # [k, N, d_model]
+            # [k, N, d_model]; a last_only run is already at the last tokens
+            at = resid if resid.dim() == 3 else resid[:, rows, state.at - skip]
             values = state.metric(at.reshape(k * n, -1)).view(k, n)
         for j, i in enumerate(idx):
             results[i] = values[j].float().cpu()
