@@ -200,9 +200,9 @@ class ModelFacts:
         return self.n_layers * self.n_heads
 
     def shape(self) -> str:
-        """One line for humans: ``30 rounds x 9 questions (3 key/value heads), 8192 tokens``."""
+        """One line for humans: ``30 layers x 9 questions (3 key/value heads), 8192 tokens``."""
         shared = f" ({self.n_kv_heads} key/value heads)" if self.n_kv_heads != self.n_heads else ""
-        return (f"{self.n_layers} rounds x {self.n_heads} questions{shared}, "
+        return (f"{self.n_layers} layers x {self.n_heads} questions{shared}, "
                 f"reads up to {self.n_ctx} tokens")
 
 
