@@ -202,3 +202,14 @@ def test_the_schema_accepts_tables_and_answer_texts(tmp_path) -> None:
     assert not list(validator.iter_errors(BASE))
     bad = with_changes(prompts__fill={"NAME": {"rows": "gendered_names", "width": 3}})
     assert list(validator.iter_errors(bad))
+
+
+def test_the_judge_names_answer_texts_by_their_fill():
+    """The judge's lines name an answer text by what fills it, never as a raw template."""
+    from engine.judge.task import _task_words
+    from engine.puzzle import find_puzzle
+    from engine.puzzle.parts import answer_label
+
+    assert answer_label(" {PRONOUN}") == "PRONOUN" and answer_label("IO") == "IO"
+    words = _task_words(find_puzzle("pronoun-say-it"))
+    assert "{" not in words and "PRONOUN" in words and "OTHER" in words

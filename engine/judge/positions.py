@@ -37,7 +37,14 @@ def answers_are_texts(ps: PromptSet) -> bool:
 
 def _guess_words(ps: PromptSet) -> str:
     """What the guess is about, in the line's words."""
+    from engine.puzzle.parts import answer_label, is_answer_text
+
     m = ps.metric
+    if is_answer_text(m.correct):
+        if m.kind == "logit_diff":
+            return (f"the guess at {m.at} weighs {answer_label(m.correct)} against "
+                    f"{answer_label(m.wrong)}")
+        return f"the guess at {m.at} is about {answer_label(m.correct)}"
     if m.kind == "logit_diff":
         return f"the guess at {m.at} weighs {m.correct}'s word against {m.wrong}'s"
     if m.kind == "greater_than":

@@ -60,9 +60,11 @@ def task_check(split: _Split, puzzle: Puzzle) -> TaskCheck:
 
 
 def _task_words(puzzle: Puzzle) -> str:
+    from engine.puzzle.parts import answer_label
+
     m = puzzle.metric
     if m.kind == "logit_diff":
-        return f"{m.at} prefers {m.correct} over {m.wrong}"
+        return f"{m.at} prefers {answer_label(m.correct)} over {answer_label(m.wrong)}"
     if m.kind == "logprob":
-        return f"{m.at}'s top guess is {m.correct}"
+        return f"{m.at}'s top guess is {answer_label(m.correct)}"
     return f"{m.at} puts more weight on numbers above {m.correct} than below"

@@ -133,6 +133,14 @@ def is_answer_text(value: str | None) -> bool:
     return value is not None and PLACEHOLDER.search(value) is not None
 
 
+def answer_label(value: str) -> str:
+    """A metric side in the line's words: a role's name as it is (``IO``), an answer text by
+    what fills it (``" {PRONOUN}"`` -> ``PRONOUN``)."""
+    if not is_answer_text(value):
+        return value
+    return PLACEHOLDER.sub(lambda m: m.group(1).strip(), value).strip()
+
+
 def fill_answer(text: str, fills: dict[str, str]) -> str:
     """An answer text with each ``{FILL}`` replaced by that fill's word in one prompt."""
     return PLACEHOLDER.sub(lambda m: fills[m.group(1).strip()], text)
