@@ -105,8 +105,10 @@ async def main():
         while not (isinstance(app.screen, CheckScreen) and app.screen.report is not None):
             await pilot.pause(0.01)
         took = time.perf_counter() - start
-        print(took, app.screen.report.stars, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
-        await pilot.press("escape")
+        print(took, app.screen.report.stars, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+              flush=True)
+        app.exit()  # as q does: the background preparation stops before the process ends
+        await pilot.pause()
 asyncio.run(main())
 """
 
