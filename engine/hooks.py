@@ -235,12 +235,7 @@ def _block(adapter, layer: int, x, causal, rotary, point, names: set[str], earli
     q = point(f"{prefix}.attn.hook_q", q)
     k = point(f"{prefix}.attn.hook_k", k)
     v = point(f"{prefix}.attn.hook_v", v)
-    if rotary is not None:
-        skip = causal.shape[1] - causal.shape[0]
-        cos, sin = (r[skip:] for r in rotary)
-        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
-    if earlier is not None:
-        k, v = _with_earlier(earlier, k, v, x.shape[0])
+    q, k, v = _placed(q, k, v, causal, rotary, earlier)
 
     scores = torch.einsum("bqhd,bkhd->bhqk", q, k) * adapter.scaling(layer)
     scores = scores.masked_fill(~causal, torch.finfo(scores.dtype).min)
@@ -253,6 +248,18 @@ def _block(adapter, layer: int, x, causal, rotary, point, names: set[str], earli
 _FUSED_HIDES = ("k", "v", "attn_scores", "pattern")
 """What the fused attention never materialises per query head: a block whose keys, values,
 scores or pattern someone hooks or records takes the spelled-out path."""
+
+
+def _placed(q, k, v, causal, rotary, earlier):
+    """Queries and keys rotated to their positions (the last ``causal.shape[0]`` ones), and
+    the earlier positions' keys and values put before them (``Prefix``)."""
+    if rotary is not None:
+        skip = causal.shape[1] - causal.shape[0]
+        cos, sin = (r[skip:] for r in rotary)
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+    if earlier is not None:
+        k, v = _with_earlier(earlier, k, v, q.shape[0])
+    return q, k, v
 
 
 def _with_earlier(earlier, k, v, batch: int):
@@ -281,12 +288,7 @@ def _fused_block(adapter, layer: int, x, causal, rotary, point, names: set[str],
     prefix = f"blocks.{layer}"
     q, k, v = adapter.qkv_grouped(layer, adapter.norm1(layer, x))
     q = point(f"{prefix}.attn.hook_q", q)
-    if rotary is not None:
-        skip = causal.shape[1] - causal.shape[0]
-        cos, sin = (r[skip:] for r in rotary)
-        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
-    if earlier is not None:
-        k, v = _with_earlier(earlier, k, v, x.shape[0])
+    q, k, v = _placed(q, k, v, causal, rotary, earlier)
     out = torch.nn.functional.scaled_dot_product_attention(
         q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=causal,
         scale=adapter.scaling(layer), enable_gqa=k.shape[2] != q.shape[2])
