@@ -211,10 +211,12 @@ def smollm2_ready() -> str | None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("puzzle_id", ["induction-previous-token", "ioi-name-mover"])
+@pytest.mark.parametrize("puzzle_id", ["induction-previous-token", "ioi-name-mover",
+                                       "docstring-fetch-argument"])
 def test_a_newcomer_plays_the_first_puzzles_on_smollm2(tmp_path, puzzle_id) -> None:
     """A newcomer's first minutes on the real SmolLM2: `lineup play` the first puzzle of a
-    ladder, place the questions one dialog step at a time, check, read the verdict."""
+    ladder (the docstring ladder's too, found on SmolLM2 itself), place the reference one
+    dialog step at a time, check, read "Solved!"."""
     from engine.puzzle import find_puzzle
 
     why = smollm2_ready()
@@ -234,6 +236,7 @@ def test_a_newcomer_plays_the_first_puzzles_on_smollm2(tmp_path, puzzle_id) -> N
         for key, then in question_keys(puzzle_id, "smollm2"):
             term.send(key, then)
         shown = term.send("c", ("Solved!", "Not yet."), timeout=900)
+        assert "Solved!" in shown, shown
         assert "faithfulness" in shown
         assert "Traceback" not in shown
         term.send("Escape", "Add question")
