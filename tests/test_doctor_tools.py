@@ -11,7 +11,9 @@ from game.commands import doctor
 
 TOOLS = {"think now (logit lens)", "who answers (attention)", "who answers: find",
          "swap one question's answer", "swap the question", "swap who answers",
-         "swap the answer", "swap a person", "silence a question", "swap exactly"}
+         "swap the answer", "swap a person: first picture",
+         "silence a question: first picture", "swap a person", "silence a question",
+         "swap exactly"}
 
 
 @pytest.fixture
@@ -55,5 +57,5 @@ def test_a_grid_of_some_layers_is_those_rows_of_the_whole_grid(at) -> None:
     assert some.effects == [whole.effects[2], whole.effects[0]]
     import re
 
-    named = re.search(r"round (\d+)" if at == "resid" else r"(\d+)\.\d+", some.reading)
+    named = re.search(r"layer (\d+)" if at == "resid" else r"(\d+)\.\d+", some.reading)
     assert named and named.group(1) in {"0", "2"}, some.reading  # the layer, not the row
