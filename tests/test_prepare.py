@@ -103,16 +103,21 @@ async def test_leaving_the_puzzle_cancels_the_preparation(lineup_home) -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         assert isinstance(app.screen, PuzzleScreen)
-        for _ in range(600):
+        for _ in range(2400):  # up to 2 minutes on a busy machine
             if started.is_set():
                 break
             await asyncio.sleep(0.05)
         assert started.is_set(), "the puzzle screen did not start preparing"
-        assert app.screen.query_one("#preparing").display
+        preparing = app.screen.query_one("#preparing")
+        for _ in range(200):  # the line shows once the first progress reaches the screen
+            if preparing.display:
+                break
+            await pilot.pause(0.05)
+        assert preparing.display
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, MenuScreen)
-        for _ in range(600):
+        for _ in range(2400):  # up to 2 minutes on a busy machine
             if finished.is_set():
                 break
             await asyncio.sleep(0.05)
