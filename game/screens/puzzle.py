@@ -145,7 +145,11 @@ class PuzzleScreen(GameScreen[None]):
         self.prepare_ahead()
 
     def resumed(self) -> None:
-        self.prepare_ahead()  # back from a check, a tool or a dialog: go on where it stopped
+        # back from a check, a tool or a dialog: go on where it stopped (the first showing
+        # resumes too, while set-up's run is still going: that one goes on)
+        if not any(w.group == "prepare" and not (w.is_finished or w.is_cancelled)
+                   for w in self.workers):
+            self.prepare_ahead()
 
     def on_screen_suspend(self) -> None:
         self.stop_preparing()  # a check or a tool needs the cores now
@@ -176,7 +180,9 @@ class PuzzleScreen(GameScreen[None]):
                                    cancelled=lambda: worker.is_cancelled,
                                    name="lineup-prepare")
         finally:
-            if self.is_attached:
+            # a cancelled run leaves the line to the run that replaced it (``exclusive``:
+            # the screen's resume starts a new one as its set-up's is still stopping)
+            if self.is_attached and not worker.is_cancelled:
                 note.display = False
 
     def stop_preparing(self) -> None:
