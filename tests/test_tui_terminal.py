@@ -232,7 +232,9 @@ def test_a_newcomer_plays_the_first_puzzles_on_smollm2(tmp_path, puzzle_id) -> N
     try:
         # The footer ("Add question") can be drawn before the title and the line of people.
         shown = term.wait_for("Add question", puzzle.title, every=True)
-        assert max(len(line) for line in shown.splitlines()) == 120  # the game fills the pane
+        # the game fills the pane, not 80 columns (tmux drops a line's trailing blanks, so
+        # the widest line may end a column short of 120)
+        assert max(len(line) for line in shown.splitlines()) > 110
         for key, then in question_keys(puzzle_id, "smollm2"):
             term.send(key, then)
         shown = term.send("c", ("Solved!", "Not yet."), timeout=900)
